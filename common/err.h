@@ -1,0 +1,38 @@
+/* Errors and small allocation helpers shared by every module.
+ *
+ * Library code never prints and never exits: a function that can fail returns
+ * -1 and fills an Err with one sentence naming the file, line or key at fault
+ * and what was expected. train.c prints it and exits non-zero. */
+#ifndef COMMON_ERR_H
+#define COMMON_ERR_H
+
+#include <stddef.h>
+
+typedef struct {
+    char msg[1024];
+} Err;
+
+/* Formats the message into e (if e is not NULL) and returns -1. */
+int err_set(Err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Like err_set, but appends ": strerror(errno)". */
+int err_sys(Err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* malloc/realloc that abort with a message on exhaustion. Used for small,
+ * bounded allocations only; large buffers are checked by their callers. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+/* A growable array of strings (owned). */
+typedef struct {
+    char **s;
+    int n, cap;
+} StrList;
+
+void strlist_push(StrList *l, const char *s);
+void strlist_sort(StrList *l);
+void strlist_free(StrList *l);
+
+#endif

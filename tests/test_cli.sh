@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Command-line tests: tokenize/decode round trips, prepare through the CLI
+# (thread determinism, messages and exit codes for bad arguments and input).
+set -u
+cd "$(dirname "$0")/.."
+TRAIN="./${BUILD:-build}/train"
+T=$(mktemp -d /tmp/test_cli_XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+# expect_error NAME "EXPECTED TEXT" COMMAND...: exit 1, message on stderr
+expect_error() {
+    local name=$1 want=$2; shift 2
+    "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    if [ $rc -ne 1 ]; then fail "$name" "exit status $rc, expected 1"
+    elif ! grep -qF -- "$want" "$T/err"; then fail "$name" "stderr lacks '$want': $(head -c 300 "$T/err")"
+    else pass "$name"; fi
+}
+
+# tokenize and decode round trip on real text
+$TRAIN tokenize <assets/moby_dick.txt >"$T/ids" && $TRAIN tokenize --decode <"$T/ids" >"$T/back"
+if cmp -s assets/moby_dick.txt "$T/back" && [ "$(wc -w <"$T/ids")" -eq 317756 ]; then pass tokenize_round_trip_moby
+else fail tokenize_round_trip_moby "decode(encode(moby)) differs or wrong count"; fi
+head -c 100000 /dev/urandom >"$T/rand"
+$TRAIN tokenize <"$T/rand" | $TRAIN tokenize --decode >"$T/rand_back"
+if cmp -s "$T/rand" "$T/rand_back"; then pass tokenize_round_trip_random_bytes
+else fail tokenize_round_trip_random_bytes "random bytes do not round-trip"; fi
+[ "$(printf 'a<|endoftext|>b' | $TRAIN tokenize --allow-special)" = "64 50256 65" ] &&
+    [ "$(printf 'a<|endoftext|>b' | $TRAIN tokenize | wc -w)" -gt 3 ] &&
+    pass tokenize_special_only_on_request || fail tokenize_special_only_on_request "wrong ids"
+expect_error decode_rejects_bad_id "id 50257 is outside the vocabulary" sh -c 'echo "1 2 50257" | $0 tokenize --decode' "$TRAIN"
+expect_error decode_rejects_non_integer "token 2: 'x1' is not an integer" sh -c 'echo "1 x1" | $0 tokenize --decode' "$TRAIN"
+expect_error tokenize_missing_assets "encoder.json" env TRAIN_ASSETS="$T/none" $TRAIN tokenize </dev/null
+
+# prepare: the same bytes on 1 and 2 threads, through the CLI
+mkdir -p "$T/books" && cp assets/sotu/18*.txt "$T/books/"
+$TRAIN prepare --source pg19 "$T/books" --out "$T/o1" --threads 1 >/dev/null 2>&1
+OMP_NUM_THREADS=2 $TRAIN prepare --source pg19 "$T/books" --out "$T/o2" >/dev/null 2>"$T/progress"
+if cmp -s "$T/o1/train_000000.bin" "$T/o2/train_000000.bin" && cmp -s "$T/o1/val_000000.bin" "$T/o2/val_000000.bin"
+then pass prepare_threads_identical; else fail prepare_threads_identical "shards differ"; fi
+grep -q "MB/s" "$T/progress" && grep -q "documents" "$T/progress" && pass prepare_progress_line ||
+    fail prepare_progress_line "no progress line"
+
+# bad arguments and input
+expect_error prepare_unknown_source "unknown source 'pg20'" $TRAIN prepare --source pg20 x --out "$T/x"
+expect_error prepare_missing_out "--out DIR is required" $TRAIN prepare --source pg19 "$T/books"
+expect_error prepare_bad_fraction "--val-fraction: '1.5'" $TRAIN prepare --source pg19 "$T/books" --out "$T/x" --val-fraction 1.5
+expect_error prepare_bad_shard_tokens "--shard-tokens: '0'" $TRAIN prepare --source pg19 "$T/books" --out "$T/x" --shard-tokens 0
+expect_error prepare_unknown_option "unknown option '--shuffle'" $TRAIN prepare --source pg19 "$T/books" --out "$T/x" --shuffle 1
+expect_error prepare_missing_input "$T/nope" $TRAIN prepare --source pg19 "$T/nope" --out "$T/x"
+printf '{"text": "fine"}\n{"text": "fine"}\n{"txt": "oops"}\n' >"$T/w.jsonl"
+expect_error prepare_names_file_and_line "$T/w.jsonl:3: missing \"text\" field" $TRAIN prepare --source jsonl "$T/w.jsonl" --out "$T/x"
+[ -z "$(ls "$T/x" 2>/dev/null)" ] && pass prepare_failure_leaves_no_shards || fail prepare_failure_leaves_no_shards "$(ls "$T/x")"
+expect_error unknown_command "unknown command 'frobnicate'" $TRAIN frobnicate
+exit 0

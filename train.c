@@ -1,0 +1,218 @@
+/* ./train: the command line.
+ *
+ *   ./train CONFIG [key=value ...]   train (see ./train --help)
+ *   ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR [--val-fraction F]
+ *                   [--shard-tokens N] [--threads N]
+ *   ./train tokenize [--allow-special] | --decode
+ *
+ * Everything here is argument handling: each subcommand parses its options,
+ * calls into the library, prints the library's error and exits 1 on failure. */
+#include <errno.h>
+#include <stdarg.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "data/prepare.h"
+#include "tokenizer/bpe.h"
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* helpers                                                                  */
+
+static int parse_i64(const char *s, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_f64(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+/* The tokenizer files live in assets/ next to the executable, unless
+ * TRAIN_ASSETS names another directory. */
+static void assets_dir(char *out, size_t size) {
+    const char *env = getenv("TRAIN_ASSETS");
+    if (env && *env) {
+        snprintf(out, size, "%s", env);
+        return;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        snprintf(out, size, "assets");
+        return;
+    }
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    snprintf(out, size, "%s/assets", exe);
+}
+
+static Bpe *load_tokenizer(void) {
+    char dir[PATH_MAX];
+    Err e;
+    Bpe *b;
+    assets_dir(dir, sizeof dir);
+    if (bpe_load_dir(&b, dir, &e)) die("%s", e.msg);
+    return b;
+}
+
+static char *read_all(FILE *f, size_t *len) {
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = xmalloc(cap);
+    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) buf = xrealloc(buf, cap *= 2);
+    }
+    if (ferror(f)) die("stdin: read error: %s", strerror(errno));
+    *len = n;
+    return buf;
+}
+
+/* ------------------------------------------------------------------------ */
+/* tokenize                                                                 */
+
+static int cmd_tokenize(int argc, char **argv) {
+    int decode = 0, special = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--decode") == 0) decode = 1;
+        else if (strcmp(argv[i], "--allow-special") == 0) special = 1;
+        else die("tokenize: unknown option '%s' (expected --decode or --allow-special)", argv[i]);
+    }
+    Bpe *b = load_tokenizer();
+    size_t len;
+    char *in = read_all(stdin, &len);
+    if (!decode) {
+        BpeCtx *c = bpe_ctx_new(b);
+        TokVec v = {0};
+        bpe_encode(c, in, len, special, &v);
+        for (size_t i = 0; i < v.n; i++) printf(i ? " %d" : "%d", v.ids[i]);
+        putchar('\n');
+        tokvec_free(&v);
+        bpe_ctx_free(c);
+    } else {
+        in = xrealloc(in, len + 1);
+        in[len] = 0;
+        long count = 0;
+        for (char *tok = strtok(in, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n")) {
+            int64_t id;
+            size_t n;
+            count++;
+            if (parse_i64(tok, &id)) die("stdin: token %ld: '%.20s' is not an integer id", count, tok);
+            const unsigned char *s = id < 0 || id > INT_MAX ? NULL : bpe_token_bytes(b, (int)id, &n);
+            if (!s) die("stdin: token %ld: id %lld is outside the vocabulary [0, %d)", count,
+                        (long long)id, bpe_vocab_size(b));
+            fwrite(s, 1, n, stdout);
+        }
+    }
+    free(in);
+    bpe_free(b);
+    if (fflush(stdout) != 0) die("stdout: write error: %s", strerror(errno));
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* prepare                                                                  */
+
+static const char *PREPARE_USAGE =
+    "usage: ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR\n"
+    "                       [--val-fraction F] [--shard-tokens N] [--threads N]\n"
+    "  pg19   directories of <id>.txt books, or .txt files (one document each)\n"
+    "  jsonl  JSON lines with a \"text\" field, plain or .gz; directories are read recursively\n"
+    "  c4     C4's c4-*.json.gz files, or directories of them\n"
+    "  --val-fraction F   share of documents for val_*.bin (default 0.01); a single\n"
+    "                     document gives its last F of tokens\n"
+    "  --shard-tokens N   tokens per shard (default 100000000)\n"
+    "  --threads N        default: OMP_NUM_THREADS or all cores\n";
+
+static int cmd_prepare(int argc, char **argv) {
+    PrepareOpts o = {.val_fraction = 0.01, .shard_tokens = 100000000, .progress = 1};
+    const char *source = NULL;
+    char **inputs = xmalloc((size_t)(argc + 1) * sizeof *inputs);
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int has_value = i + 1 < argc;
+        int64_t v;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(PREPARE_USAGE, stdout);
+            exit(0);
+        } else if (strcmp(a, "--source") == 0 && has_value) {
+            source = argv[++i];
+        } else if (strcmp(a, "--out") == 0 && has_value) {
+            o.out_dir = argv[++i];
+        } else if (strcmp(a, "--val-fraction") == 0 && has_value) {
+            if (parse_f64(argv[++i], &o.val_fraction) || !(o.val_fraction >= 0 && o.val_fraction < 1))
+                die("prepare: --val-fraction: '%s' is not a number in [0, 1)", argv[i]);
+        } else if (strcmp(a, "--shard-tokens") == 0 && has_value) {
+            if (parse_i64(argv[++i], &o.shard_tokens) || o.shard_tokens < 1 || o.shard_tokens > INT_MAX)
+                die("prepare: --shard-tokens: '%s' is not an integer in [1, %d]", argv[i], INT_MAX);
+        } else if (strcmp(a, "--threads") == 0 && has_value) {
+            if (parse_i64(argv[++i], &v) || v < 1 || v > 1024)
+                die("prepare: --threads: '%s' is not an integer in [1, 1024]", argv[i]);
+            o.threads = (int)v;
+        } else if (a[0] == '-' && a[1] == '-') {
+            die("prepare: %s option '%s'\n%s", has_value ? "unknown" : "missing value for", a,
+                PREPARE_USAGE);
+        } else {
+            inputs[n++] = argv[i];
+        }
+    }
+    if (!source) die("prepare: --source is required\n%s", PREPARE_USAGE);
+    if (source_kind_parse(source, &o.kind)) die("prepare: --source: unknown source '%s' (pg19, jsonl or c4)", source);
+    if (!o.out_dir) die("prepare: --out DIR is required\n%s", PREPARE_USAGE);
+    if (n == 0) die("prepare: no INPUT given\n%s", PREPARE_USAGE);
+    o.inputs = inputs;
+    o.n_inputs = n;
+    o.bpe = load_tokenizer();
+    PrepareStats st;
+    Err e;
+    if (prepare_run(&o, &st, &e)) die("prepare: %s", e.msg);
+    printf("wrote %d train shard(s) (%lld tokens) and %d val shard(s) (%lld tokens, %lld "
+           "documents of %lld) to %s\n", st.train_shards, (long long)st.train_tokens, st.val_shards,
+           (long long)st.val_tokens, (long long)st.val_docs, (long long)st.docs, o.out_dir);
+    bpe_free((Bpe *)o.bpe);
+    free(inputs);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static const char *USAGE =
+    "usage: ./train CONFIG [key=value ...]   train a model\n"
+    "       ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR [options]\n"
+    "       ./train tokenize [--allow-special] < text      print GPT-2 token ids\n"
+    "       ./train tokenize --decode < ids                print the text of ids\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 1 : 0;
+    }
+    if (strcmp(argv[1], "tokenize") == 0) return cmd_tokenize(argc - 2, argv + 2);
+    if (strcmp(argv[1], "prepare") == 0) return cmd_prepare(argc - 2, argv + 2);
+    die("unknown command '%s'\n%s", argv[1], USAGE);
+}
