@@ -2,6 +2,7 @@
 #   make            build ./train
 #   make test       build and run the test suite (ends with "N passed, N failed")
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      build the benchmark programs (run bench/*.sh)
 #   make setup      install packages and fetch assets (scripts/setup.sh)
 
 CC      ?= gcc
@@ -22,7 +23,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 HEADERS := $(wildcard */*.h)
 
-.PHONY: all test setup clean
+.PHONY: all test bench setup clean
 all: train
 
 train: $(BUILD)/train
@@ -41,6 +42,12 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(LIB_OBJ)
 
 test: $(BUILD)/train $(TESTS)
 	@BUILD=$(BUILD) tests/run.sh
+
+# benchmark programs; the scripts in bench/ run them beside their references
+bench: train $(BUILD)/bench_tokenizer
+
+$(BUILD)/bench_%: bench/bench_%.c $(LIB_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
 setup:
 	scripts/setup.sh

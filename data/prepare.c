@@ -72,12 +72,12 @@ static void add_unit(Batch *b, Unit u) {
     b->u[b->n++] = u;
 }
 
-/* Reads records until about BATCH_BYTES are in; runs on one thread. */
-static void read_batch(SourceReader *r, SourceKind kind, size_t chunk, Batch *b) {
+/* Reads records until about `target` bytes are in; runs on one thread. */
+static void read_batch(SourceReader *r, SourceKind kind, size_t chunk, size_t target, Batch *b) {
     b->n = 0;
     b->used = 0;
     b->read_failed = 0;
-    while (!b->eof && b->used < BATCH_BYTES) {
+    while (!b->eof && b->used < target) {
         Record rec;
         int rc = source_reader_next(r, &rec, &b->read_err);
         if (rc <= 0) {
@@ -86,7 +86,7 @@ static void read_batch(SourceReader *r, SourceKind kind, size_t chunk, Batch *b)
             break;
         }
         if (b->used + rec.len > b->arena_cap) {
-            while (b->used + rec.len > b->arena_cap) b->arena_cap = b->arena_cap ? 2 * b->arena_cap : BATCH_BYTES;
+            while (b->used + rec.len > b->arena_cap) b->arena_cap = b->arena_cap ? 2 * b->arena_cap : 2 * BATCH_BYTES;
             b->arena = xrealloc(b->arena, b->arena_cap);
         }
         memcpy(b->arena + b->used, rec.data, rec.len);
@@ -103,11 +103,18 @@ static void read_batch(SourceReader *r, SourceKind kind, size_t chunk, Batch *b)
     }
 }
 
-static void process_unit(Batch *b, int i, BpeCtx *ctx, int eot) {
+/* A thread's token vector, alone on its cache line. */
+typedef struct {
+    _Alignas(64) TokVec v;
+} Scratch;
+
+/* Tokenizes unit i into b->out[i]. Tokens are built in the thread's own
+ * vector and copied once: the TokVec headers of neighbouring units share
+ * cache lines, and updating them per token from two threads serialises them. */
+static void process_unit(Batch *b, int i, BpeCtx *ctx, TokVec *scratch, int eot) {
     Unit *u = &b->u[i];
-    TokVec *v = &b->out[i];
-    v->n = 0;
-    if (u->first) tokvec_push(v, eot);
+    scratch->n = 0;
+    if (u->first) tokvec_push(scratch, eot);
     const char *text = b->arena + u->off;
     size_t len = u->len;
     char *owned = NULL;
@@ -119,35 +126,46 @@ static void process_unit(Batch *b, int i, BpeCtx *ctx, int eot) {
         text = owned;
         u->skip = len == 0;
     }
-    bpe_encode(ctx, text, len, 0, v);
+    bpe_encode(ctx, text, len, 0, scratch);
     free(owned);
+    TokVec *v = &b->out[i];
+    if (v->cap < scratch->n) {
+        v->cap = scratch->n;
+        v->ids = xrealloc(v->ids, v->cap * sizeof *v->ids);
+    }
+    memcpy(v->ids, scratch->ids, scratch->n * sizeof *v->ids);
+    v->n = scratch->n;
 }
 
 typedef struct {
     ShardWriter train, val;
     TokVec pending;              /* the last document, held while val is still empty */
+    ShardWriter *dest;           /* where the current document goes; NULL: to pending */
     double F;
     PrepareStats *st;
 } Router;
 
-static int route_doc(Router *r, const int32_t *ids, size_t n, Err *e) {
+/* Starts document number st->docs: decides its split. While no document has
+ * gone to val yet, each train document is held back until the next one
+ * starts, in case it is the last and its tail must become val. */
+static int route_begin(Router *r, Err *e) {
     int64_t i = r->st->docs++;
     int to_val = r->F > 0 && floor((double)(i + 1) * r->F) > floor((double)i * r->F);
-    if (to_val || r->st->val_docs > 0 || r->F == 0) {
-        if (r->pending.n && shard_writer_append(&r->train, r->pending.ids, r->pending.n, e)) return -1;
-        r->pending.n = 0;
-        if (to_val) r->st->val_docs++;
-        return shard_writer_append(to_val ? &r->val : &r->train, ids, n, e);
-    }
     if (r->pending.n && shard_writer_append(&r->train, r->pending.ids, r->pending.n, e)) return -1;
     r->pending.n = 0;
-    for (size_t k = 0; k < n; k++) tokvec_push(&r->pending, ids[k]);
+    r->st->val_docs += to_val;
+    r->dest = to_val ? &r->val : r->st->val_docs > 0 || r->F == 0 ? &r->train : NULL;
     return 0;
 }
 
-/* Emits a processed batch in order. Documents of pg19 may span several
- * units; they are gathered in doc before routing. */
-static int emit_batch(Router *r, Batch *b, TokVec *doc, Err *e) {
+static int route_tokens(Router *r, const TokVec *v, Err *e) {
+    if (r->dest) return shard_writer_append(r->dest, v->ids, v->n, e);
+    tokvec_append(&r->pending, v->ids, v->n);
+    return 0;
+}
+
+/* Emits a processed batch in order. */
+static int emit_batch(Router *r, Batch *b, Err *e) {
     for (int i = 0; i < b->n; i++) {
         Unit *u = &b->u[i];
         if (u->failed) {
@@ -159,11 +177,8 @@ static int emit_batch(Router *r, Batch *b, TokVec *doc, Err *e) {
             return -1;
         }
         if (u->skip) continue;
-        if (u->first) doc->n = 0;
-        for (size_t k = 0; k < b->out[i].n; k++) tokvec_push(doc, b->out[i].ids[k]);
-        if (i + 1 == b->n || b->u[i + 1].first) {
-            if (route_doc(r, doc->ids, doc->n, e)) return -1;
-        }
+        if (u->first && route_begin(r, e)) return -1;
+        if (route_tokens(r, &b->out[i], e)) return -1;
     }
     if (b->read_failed) {
         *e = b->read_err;
@@ -226,6 +241,8 @@ int prepare_run(const PrepareOpts *o, PrepareStats *st, Err *e) {
     int nt = o->threads > 0 ? o->threads : omp_get_max_threads();
     size_t chunk = o->chunk_bytes ? o->chunk_bytes : DEFAULT_CHUNK;
     BpeCtx **ctx = xmalloc((size_t)nt * sizeof *ctx);
+    Scratch *scratch = aligned_alloc(64, (size_t)nt * sizeof *scratch);
+    memset(scratch, 0, (size_t)nt * sizeof *scratch);
     for (int t = 0; t < nt; t++) ctx[t] = bpe_ctx_new(o->bpe);
     int eot = bpe_eot(o->bpe);
 
@@ -234,11 +251,11 @@ int prepare_run(const PrepareOpts *o, PrepareStats *st, Err *e) {
     shard_writer_init(&r.val, o->out_dir, "val", o->shard_tokens);
     SourceReader *reader = source_reader_open(o->kind, &files);
     Batch batch[2] = {0};
-    TokVec doc = {0};
     double t0 = now(), last = t0;
     int rc = 0, cur = 0;
 
-    read_batch(reader, o->kind, chunk, &batch[0]);
+    /* the first batch is read before anything can overlap it: keep it small */
+    read_batch(reader, o->kind, chunk, BATCH_BYTES / 16, &batch[0]);
     while (batch[cur].n > 0 || batch[cur].read_failed) {
         Batch *b = &batch[cur], *next = &batch[cur ^ 1];
         int more = !b->eof;
@@ -246,12 +263,15 @@ int prepare_run(const PrepareOpts *o, PrepareStats *st, Err *e) {
         #pragma omp parallel num_threads(nt)
         {
             #pragma omp single nowait
-            if (more) read_batch(reader, o->kind, chunk, next);
+            if (more) read_batch(reader, o->kind, chunk, BATCH_BYTES, next);
             #pragma omp for schedule(dynamic, 1) nowait
-            for (int i = 0; i < b->n; i++) process_unit(b, i, ctx[omp_get_thread_num()], eot);
+            for (int i = 0; i < b->n; i++) {
+                int t = omp_get_thread_num();
+                process_unit(b, i, ctx[t], &scratch[t].v, eot);
+            }
         }
         if (!more) next->n = 0;
-        if (emit_batch(&r, b, &doc, e)) {
+        if (emit_batch(&r, b, e)) {
             rc = -1;
             break;
         }
@@ -290,9 +310,12 @@ int prepare_run(const PrepareOpts *o, PrepareStats *st, Err *e) {
         free(batch[k].err);
         free(batch[k].arena);
     }
-    tokvec_free(&doc);
     tokvec_free(&r.pending);
-    for (int t = 0; t < nt; t++) bpe_ctx_free(ctx[t]);
+    for (int t = 0; t < nt; t++) {
+        bpe_ctx_free(ctx[t]);
+        tokvec_free(&scratch[t].v);
+    }
+    free(scratch);
     free(ctx);
     strlist_free(&files);
     return rc;

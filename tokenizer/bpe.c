@@ -73,6 +73,15 @@ void tokvec_push(TokVec *v, int32_t id) {
     v->ids[v->n++] = id;
 }
 
+void tokvec_append(TokVec *v, const int32_t *ids, size_t n) {
+    if (v->n + n > v->cap) {
+        while (v->n + n > v->cap) v->cap = v->cap ? 2 * v->cap : 256;
+        v->ids = xrealloc(v->ids, v->cap * sizeof *v->ids);
+    }
+    if (n) memcpy(v->ids + v->n, ids, n * sizeof *ids);
+    v->n += n;
+}
+
 void tokvec_free(TokVec *v) {
     free(v->ids);
     v->ids = NULL;

@@ -34,6 +34,7 @@ typedef struct {
 } TokVec;
 
 void tokvec_push(TokVec *v, int32_t id);
+void tokvec_append(TokVec *v, const int32_t *ids, size_t n);
 void tokvec_free(TokVec *v);
 
 /* Loads encoder.json and vocab.bpe. Errors name the file (and line). */
