@@ -7,9 +7,9 @@
 
 CC      ?= gcc
 OPT     ?= -O2 -march=native
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation \
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation -ffp-contract=fast \
            -fopenmp $(OPT) -g
-LDLIBS  += -lpcre2-8 -ljansson -lz -lm
+LDLIBS  += -lpcre2-8 -ljansson -linih -lz -lm
 BUILD   ?= build
 
 ifeq ($(SAN),1)
@@ -18,7 +18,9 @@ ifeq ($(SAN),1)
   BUILD   := build-san
 endif
 
-LIB_SRC := common/err.c tokenizer/bpe.c data/shard.c data/sources.c data/prepare.c data/loader.c
+LIB_SRC := common/err.c tokenizer/bpe.c data/shard.c data/sources.c data/prepare.c data/loader.c \
+           model/matmul.c model/ops.c model/gpt2.c model/optim.c model/config.c model/safetensors.c \
+           model/checkpoint.c model/sampler.c model/trainer.c attention/attention.c attention/softmax.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 HEADERS := $(wildcard */*.h)

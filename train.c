@@ -1,6 +1,6 @@
 /* ./train: the command line.
  *
- *   ./train CONFIG [key=value ...]   train (see ./train --help)
+ *   ./train CONFIG [key=value ...]   train (./train --help lists the keys)
  *   ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR [--val-fraction F]
  *                   [--shard-tokens N] [--threads N]
  *   ./train tokenize [--allow-special] | --decode
@@ -17,6 +17,8 @@
 
 #include "common/err.h"
 #include "data/prepare.h"
+#include "model/config.h"
+#include "model/trainer.h"
 #include "tokenizer/bpe.h"
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -201,6 +203,26 @@ static int cmd_prepare(int argc, char **argv) {
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/* train                                                                    */
+
+static int cmd_train(int argc, char **argv) {
+    Config c;
+    Err e;
+    config_defaults(&c);
+    if (config_load(&c, argv[0], &e)) die("%s", e.msg);
+    for (int i = 1; i < argc; i++)
+        if (config_set_arg(&c, argv[i], &e)) die("%s", e.msg);
+    if (config_validate(&c, &e)) die("%s", e.msg);
+    Bpe *bpe = c.sample_tokens > 0 ? load_tokenizer() : NULL;
+    int rc = trainer_run(&c, bpe, &e);
+    bpe_free(bpe);
+    if (rc) die("%s", e.msg);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
 static const char *USAGE =
     "usage: ./train CONFIG [key=value ...]   train a model\n"
     "       ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR [options]\n"
@@ -210,9 +232,16 @@ static const char *USAGE =
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
+        if (argc >= 2) {
+            putchar('\n');
+            config_help(stdout);
+        }
         return argc < 2 ? 1 : 0;
     }
     if (strcmp(argv[1], "tokenize") == 0) return cmd_tokenize(argc - 2, argv + 2);
     if (strcmp(argv[1], "prepare") == 0) return cmd_prepare(argc - 2, argv + 2);
-    die("unknown command '%s'\n%s", argv[1], USAGE);
+    if (argv[1][0] == '-') die("unknown option '%s'\n%s", argv[1], USAGE);
+    if (access(argv[1], F_OK) != 0 && !strchr(argv[1], '.') && !strchr(argv[1], '/'))
+        die("unknown command '%s'\n%s", argv[1], USAGE);
+    return cmd_train(argc - 1, argv + 1);
 }

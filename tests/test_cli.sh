@@ -3,6 +3,7 @@
 # (thread determinism, messages and exit codes for bad arguments and input).
 set -u
 cd "$(dirname "$0")/.."
+export TRAIN_ASSETS=${TRAIN_ASSETS:-$PWD/assets}
 TRAIN="./${BUILD:-build}/train"
 T=$(mktemp -d /tmp/test_cli_XXXXXX)
 trap 'rm -rf "$T"' EXIT

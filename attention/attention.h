@@ -1,0 +1,43 @@
+/* The attention interface. Every kind implements one table of functions, so
+ * the model never branches on the kind. qkv is the [B, T, 3C] output of
+ * c_attn (q, k, v side by side, each split into n_head heads of head_size);
+ * out is [B, T, C] before c_proj. No kind allocates a T x T buffer: tiles
+ * live in per-thread scratch, and what is saved for backward is O(B*T).
+ *
+ * Departure from DESIGN.md: backward also receives the forward's output
+ * `out`, which both softmax (delta_i = do_i . o_i) and polynomial attention
+ * need; saving a second copy of it would double that memory. */
+#ifndef ATTENTION_ATTENTION_H
+#define ATTENTION_ATTENTION_H
+
+#include <stddef.h>
+
+#include "../common/rng.h"
+
+typedef struct {
+    int n_head, n_embd, head_size;  /* n_embd = n_head * head_size */
+    int degree;                     /* polynomial kinds: even, default 4 */
+    int sketch_learned;             /* polysketch: 0 random, 1 learned */
+    int sketch_size;                /* polysketch: r */
+    int block;                      /* polysketch: b, divides T */
+    int local_exact;                /* polysketch: exact weights in diagonal blocks */
+} AttnConfig;
+
+typedef struct {
+    const char *name;
+    size_t (*n_params)(const AttnConfig *);
+    size_t (*n_saved)(const AttnConfig *, int B, int T);
+    void (*init)(const AttnConfig *, float *params, Rng *);
+    void (*forward)(const AttnConfig *, const float *params, const float *qkv, float *out,
+                    float *saved, int B, int T);
+    /* accumulates (+=) into dqkv and dparams */
+    void (*backward)(const AttnConfig *, const float *params, const float *qkv, const float *out,
+                     const float *saved, const float *dout, float *dqkv, float *dparams, int B, int T);
+} AttentionKind;
+
+extern const AttentionKind attention_softmax;
+
+/* The kind called `name`, or NULL. */
+const AttentionKind *attention_find(const char *name);
+
+#endif

@@ -1,0 +1,150 @@
+/* Causal softmax attention, FlashAttention-2 style (ALGORITHMS.md section 1).
+ *
+ * Forward walks query tiles, and for each the key tiles up to the diagonal,
+ * with an online max and sum; it saves only the per-row log-sum-exp
+ * L [B, NH, T]. Backward recomputes each tile's probabilities from L. Work is
+ * split over (batch, head) pairs, each owned by one thread: deterministic.
+ * Per-thread scratch is a few tiles plus delta [T]: O(T), never T x T. */
+#include <math.h>
+
+#include "attention.h"
+#include "tile.h"
+
+static size_t softmax_n_params(const AttnConfig *a) { return 0; }
+
+static size_t softmax_n_saved(const AttnConfig *a, int B, int T) { return (size_t)B * a->n_head * T; }
+
+static void softmax_init(const AttnConfig *a, float *params, Rng *r) {}
+
+/* Row i of a score tile: keys j < n are visible. Turns scores into
+ * exp(s - mx) in place (0 where masked) and returns their sum. */
+static inline float exp_row(float *s, int n, float mx) {
+    vf16 sum = {0};
+    for (int j = 0; j < TILE; j += 16) {
+        float lane[16];
+        for (int k = 0; k < 16; k++) lane[k] = j + k < n ? s[j + k] - mx : -INFINITY;
+        vf16 p = vf16_exp(vf16_load(lane));
+        vf16_store(s + j, p);
+        sum += p;
+    }
+    float l[16], t = 0;
+    vf16_store(l, sum);
+    for (int k = 0; k < 16; k++) t += l[k];
+    return t;
+}
+
+static void softmax_forward(const AttnConfig *a, const float *params, const float *qkv, float *out,
+                            float *saved, int B, int T) {
+    const int NH = a->n_head, hs = a->head_size, C = a->n_embd, hp = tile_pad(hs);
+    const size_t C3 = 3 * (size_t)C;
+    const float scale = 1.0f / sqrtf((float)hs);
+    #pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        float *o = out + (size_t)b * T * C + h * hs, *L = saved + (size_t)bh * T;
+        float *Q = tile_scratch((size_t)TILE * (4 * hp + TILE + 2));
+        float *Kt = Q + TILE * hp, *V = Kt + TILE * hp, *O = V + TILE * hp;
+        float *S = O + TILE * hp, *m = S + TILE * TILE, *l = m + TILE;
+        for (int q0 = 0; q0 < T; q0 += TILE) {
+            int nq = T - q0 < TILE ? T - q0 : TILE;
+            tile_load(Q, NULL, q, C3, q0, nq, hs, hp);
+            for (int i = 0; i < nq * hp; i++) Q[i] *= scale;
+            memset(O, 0, (size_t)TILE * hp * sizeof *O);
+            for (int i = 0; i < nq; i++) {
+                m[i] = -INFINITY;
+                l[i] = 0.0f;
+            }
+            for (int k0 = 0; k0 < q0 + nq; k0 += TILE) {
+                int nk = q0 + nq - k0 < TILE ? q0 + nq - k0 : TILE;
+                tile_load(NULL, Kt, k, C3, k0, nk, hs, hp);
+                tile_load(V, NULL, v, C3, k0, nk, hs, hp);
+                tile_mm(S, TILE, Q, hp, 1, Kt, TILE, nq, hs, TILE, 0); /* s_ij = scale q_i . k_j */
+                for (int i = 0; i < nq; i++) {
+                    float *s = S + (size_t)i * TILE;
+                    int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk; /* causal: j <= i */
+                    float mx = m[i];
+                    for (int j = 0; j < n; j++) mx = fmaxf(mx, s[j]);
+                    float corr = exp_fast(m[i] - mx);
+                    l[i] = l[i] * corr + exp_row(s, n, mx);
+                    m[i] = mx;
+                    for (int d = 0; d < hp; d++) O[(size_t)i * hp + d] *= corr;
+                }
+                tile_mm(O, hp, S, TILE, 1, V, hp, nq, nk, hp, 1); /* o_i += sum_j p_ij v_j */
+            }
+            for (int i = 0; i < nq; i++) {
+                float inv = 1.0f / l[i];
+                float *dst = o + (size_t)(q0 + i) * C;
+                for (int d = 0; d < hs; d++) dst[d] = O[(size_t)i * hp + d] * inv;
+                L[q0 + i] = m[i] + logf(l[i]);
+            }
+        }
+    }
+}
+
+static void softmax_backward(const AttnConfig *a, const float *params, const float *qkv, const float *out,
+                             const float *saved, const float *dout, float *dqkv, float *dparams, int B,
+                             int T) {
+    /* forward: o_i = sum_j p_ij v_j, p_ij = exp(s_ij - L_i), s_ij = scale q_i . k_j */
+    const int NH = a->n_head, hs = a->head_size, C = a->n_embd, hp = tile_pad(hs);
+    const size_t C3 = 3 * (size_t)C;
+    const float scale = 1.0f / sqrtf((float)hs);
+    #pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        const float *o = out + (size_t)b * T * C + h * hs, *dO = dout + (size_t)b * T * C + h * hs;
+        const float *L = saved + (size_t)bh * T;
+        float *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
+        float *K = tile_scratch((size_t)TILE * (9 * hp + 2 * TILE) + (size_t)T);
+        float *Kt = K + TILE * hp, *Vt = Kt + TILE * hp, *Q = Vt + TILE * hp, *G = Q + TILE * hp;
+        float *dK = G + TILE * hp, *dV = dK + TILE * hp, *dQ = dV + TILE * hp;
+        float *P = dQ + TILE * hp, *dS = P + TILE * TILE, *delta = dS + TILE * TILE;
+        for (int i = 0; i < T; i++) { /* delta_i = do_i . o_i */
+            const float *oi = o + (size_t)i * C, *gi = dO + (size_t)i * C;
+            float s = 0.0f;
+            for (int d = 0; d < hs; d++) s += gi[d] * oi[d];
+            delta[i] = s;
+        }
+        for (int k0 = 0; k0 < T; k0 += TILE) {
+            int nk = T - k0 < TILE ? T - k0 : TILE;
+            tile_load(K, Kt, k, C3, k0, nk, hs, hp);
+            tile_load(NULL, Vt, v, C3, k0, nk, hs, hp);
+            memset(dK, 0, (size_t)TILE * hp * sizeof *dK);
+            memset(dV, 0, (size_t)TILE * hp * sizeof *dV);
+            for (int q0 = k0; q0 < T; q0 += TILE) {
+                int nq = T - q0 < TILE ? T - q0 : TILE;
+                tile_load(Q, NULL, q, C3, q0, nq, hs, hp);
+                tile_load(G, NULL, dO, (size_t)C, q0, nq, hs, hp);
+                for (int i = 0; i < nq * hp; i++) Q[i] *= scale;
+                tile_mm(P, TILE, Q, hp, 1, Kt, TILE, nq, hs, TILE, 0);  /* s_ij */
+                tile_mm(dS, TILE, G, hp, 1, Vt, TILE, nq, hs, TILE, 0); /* dp_ij = do_i . v_j */
+                for (int i = 0; i < nq; i++) {
+                    float *p = P + (size_t)i * TILE, *ds = dS + (size_t)i * TILE;
+                    int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk;
+                    exp_row(p, n, L[q0 + i]); /* p_ij, 0 where masked */
+                    float di = delta[q0 + i];
+                    for (int j = 0; j < TILE; j++) ds[j] = p[j] * (ds[j] - di);
+                }
+                tile_mm(dV, hp, P, 1, TILE, G, hp, nk, nq, hp, 1);  /* dv_j += sum_i p_ij do_i */
+                tile_mm(dK, hp, dS, 1, TILE, Q, hp, nk, nq, hp, 1); /* dk_j += sum_i ds_ij scale q_i */
+                tile_mm(dQ, hp, dS, TILE, 1, K, hp, nq, nk, hp, 0); /* dq_i = scale sum_j ds_ij k_j */
+                for (int i = 0; i < nq; i++) {
+                    float *dst = dq + (size_t)(q0 + i) * C3;
+                    for (int d = 0; d < hs; d++) dst[d] += scale * dQ[(size_t)i * hp + d];
+                }
+            }
+            for (int j = 0; j < nk; j++) {
+                float *dkj = dk + (size_t)(k0 + j) * C3, *dvj = dv + (size_t)(k0 + j) * C3;
+                for (int d = 0; d < hs; d++) {
+                    dkj[d] += dK[(size_t)j * hp + d];
+                    dvj[d] += dV[(size_t)j * hp + d];
+                }
+            }
+        }
+    }
+}
+
+const AttentionKind attention_softmax = {
+    "softmax", softmax_n_params, softmax_n_saved, softmax_init, softmax_forward, softmax_backward,
+};

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Training step time, ours beside PyTorch CPU (tuned), same machine, same
+# model, 2 threads. Shapes: GPT-2 124M B=4 T=64; L4 H4 C256 B8 T256;
+# L4 H4 C256 B1 T2048. Prints median ms/step of each and the ratio.
+# Needs: make, shards/moby (README), and for PyTorch:
+#   apt-get install python3-torch python3-numpy libopenblas0-openmp libjemalloc2
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps=${STEPS:-10}
+shapes=${SHAPES:-"12,12,768,4,64 4,4,256,8,256 4,4,256,1,2048"}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+for s in $shapes; do
+    IFS=, read -r L H C B T <<<"$s"
+    echo "== L=$L H=$H C=$C B=$B T=$T, 2 threads"
+    OMP_NUM_THREADS=2 ./train config/default.cfg n_layer=$L n_head=$H n_embd=$C batch_size=$B seq_len=$T \
+        block_size=$(( T > 1024 ? T : 1024 )) max_steps=$((steps + 2)) eval_interval=0 sample_tokens=0 \
+        warmup_steps=0 out_dir="$tmp/run" >"$tmp/ours.log"
+    ours=$(grep -E '^step +[0-9]+/' "$tmp/ours.log" | tail -n "$steps" | sed -E 's/.*\| ([0-9]+) ms \|.*/\1/' | median)
+    echo "ours: $ours ms/step (median of $steps)"
+    theirs=$(LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1 \
+             OPENBLAS_CORETYPE=SkylakeX OMP_NUM_THREADS=2 /usr/bin/python3 bench/torch_step.py $L $H $C $B $T "$steps" 2)
+    echo "$theirs"
+    t=$(sed -E 's/.*: ([0-9]+) ms.*/\1/' <<<"$theirs")
+    awk -v a="$ours" -v b="$t" 'BEGIN { printf "ratio: ours takes %.2fx PyTorch'"'"'s time (%.2fx faster)\n", a / b, b / a }'
+done

@@ -1,0 +1,95 @@
+/* Vectorisable exp and tanh on 16 floats at a time (GCC vector extensions:
+ * AVX-512 where the build targets it, narrower vectors otherwise).
+ *
+ * exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2]
+ * (ln 2 split in two parts so r is exact), exp(r) by its degree-6 Taylor
+ * polynomial: relative error about 2e-7 (tests/test_ops.c checks it against
+ * libm). Below -87 the result is 0; above 88.37 it is exp(88.37).
+ * tanh uses expm1 (a Taylor series) for |x| < 0.5, where 1 - exp(-2|x|)
+ * would cancel. */
+#ifndef COMMON_VMATH_H
+#define COMMON_VMATH_H
+
+#include <string.h>
+
+typedef float vf16 __attribute__((vector_size(64)));
+typedef int vi16 __attribute__((vector_size(64)));
+
+static inline vf16 vf16_load(const float *p) {
+    vf16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void vf16_store(float *p, vf16 v) { memcpy(p, &v, sizeof v); }
+
+static inline vf16 vf16_splat(float x) { return (vf16){0} + x; }
+
+/* lanes of a where mask is set (all ones), else of b */
+static inline vf16 vf16_select(vi16 mask, vf16 a, vf16 b) {
+    vi16 ai, bi;
+    memcpy(&ai, &a, sizeof ai);
+    memcpy(&bi, &b, sizeof bi);
+    vi16 r = (mask & ai) | (~mask & bi);
+    vf16 out;
+    memcpy(&out, &r, sizeof out);
+    return out;
+}
+
+/* k! for small k, as a constant the compiler folds */
+static inline double tgamma_int(int k) {
+    double f = 1;
+    for (int i = 2; i <= k; i++) f *= i;
+    return f;
+}
+
+static inline vf16 vf16_exp(vf16 x) {
+    vi16 underflow = x < vf16_splat(-87.0f);
+    x = vf16_select(x > vf16_splat(88.37f), vf16_splat(88.37f), x); /* keeps 2^n finite */
+    x = vf16_select(underflow, vf16_splat(0.0f), x);
+    vf16 half = vf16_select(x < vf16_splat(0.0f), vf16_splat(-0.5f), vf16_splat(0.5f));
+    vi16 ni = __builtin_convertvector(x * 1.44269504088896341f + half, vi16); /* round */
+    vf16 n = __builtin_convertvector(ni, vf16);
+    vf16 r = x - n * 0.693359375f;      /* ln 2, high part: n * it is exact */
+    r = r + n * 2.12194440e-4f;         /* ln 2, low part */
+    vf16 p = vf16_splat(1.0f / 720);
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    vi16 bits = (ni + 127) << 23;       /* 2^n */
+    vf16 scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return vf16_select(underflow, vf16_splat(0.0f), p * scale);
+}
+
+/* tanh(x) = sign(x) (-m) / (2 + m), m = expm1(-2|x|) */
+static inline vf16 vf16_tanh(vf16 x) {
+    vi16 neg = x < vf16_splat(0.0f);
+    vf16 ax = vf16_select(neg, -x, x);
+    vf16 y = ax * -2.0f;
+    vf16 m = vf16_exp(y) - 1.0f;                   /* fine where |y| >= 1 */
+    vf16 s = vf16_splat(1.0f / 39916800);          /* y + y^2/2! + ... + y^11/11! */
+    for (int k = 10; k >= 1; k--) s = s * y + 1.0f / (float)tgamma_int(k);
+    s = s * y;
+    m = vf16_select(ax < vf16_splat(0.5f), s, m);
+    vf16 t = -m / (2.0f + m);
+    return vf16_select(neg, -t, t);
+}
+
+/* Applies f to n floats in place of a loop's tail, through a padded vector. */
+static inline float exp_fast(float x) {
+    float v[16] = {x};
+    vf16_store(v, vf16_exp(vf16_load(v)));
+    return v[0];
+}
+
+static inline float tanh_fast(float x) {
+    float v[16] = {x};
+    vf16_store(v, vf16_tanh(vf16_load(v)));
+    return v[0];
+}
+
+#endif

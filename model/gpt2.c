@@ -1,0 +1,313 @@
+#include "gpt2.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "matmul.h"
+#include "ops.h"
+#include "optim.h"
+
+/* ------------------------------------------------------------------------ */
+/* layout                                                                   */
+
+void gpt2_config_finish(GPT2Config *cfg) {
+    cfg->attn.n_head = cfg->n_head;
+    cfg->attn.n_embd = cfg->n_embd;
+    cfg->attn.head_size = cfg->n_embd / cfg->n_head;
+}
+
+static void param_sizes(const GPT2Config *c, size_t s[N_PARAM_TENSORS]) {
+    size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd;
+    size_t sizes[N_PARAM_TENSORS] = {
+        (size_t)c->vocab_size * C, (size_t)c->block_size * C, L * C, L * C, L * 3 * C * C, L * 3 * C,
+        L * C * C, L * C, L * C, L * C, L * 4 * C * C, L * 4 * C, L * C * 4 * C, L * C, C, C,
+        L * c->kind->n_params(&c->attn),
+    };
+    memcpy(s, sizes, sizeof sizes);
+}
+
+static void act_sizes(const GPT2Config *c, int B, int T, size_t s[N_ACT_TENSORS]) {
+    size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd, BT = (size_t)B * T;
+    size_t sizes[N_ACT_TENSORS] = {
+        BT * C, L * BT * C, L * BT, L * BT, L * BT * 3 * C, L * BT * C,
+        L * c->kind->n_saved(&c->attn, B, T), L * BT * C, L * BT * C, L * BT * C, L * BT, L * BT,
+        L * BT * 4 * C, L * BT * 4 * C, L * BT * C, L * BT * C, BT * C, BT, BT,
+        BT * (size_t)c->vocab_size, BT,
+    };
+    memcpy(s, sizes, sizeof sizes);
+}
+
+/* Cuts one allocation into the tensors named by an array of pointers. */
+static float *carve(float **ptrs[], const size_t *sizes, int n, size_t *total) {
+    *total = 0;
+    for (int i = 0; i < n; i++) *total += sizes[i];
+    float *mem = aligned_alloc(64, ((*total * sizeof(float) + 63) / 64) * 64);
+    if (!mem) return NULL;
+    float *p = mem;
+    for (int i = 0; i < n; i++) {
+        *ptrs[i] = p;
+        p += sizes[i];
+    }
+    return mem;
+}
+
+static void param_ptrs(ParamTensors *t, float **ptrs[N_PARAM_TENSORS]) {
+    float **p[N_PARAM_TENSORS] = {&t->wte, &t->wpe, &t->ln1w, &t->ln1b, &t->qkvw, &t->qkvb,
+                                  &t->attprojw, &t->attprojb, &t->ln2w, &t->ln2b, &t->fcw, &t->fcb,
+                                  &t->fcprojw, &t->fcprojb, &t->lnfw, &t->lnfb, &t->attn};
+    memcpy(ptrs, p, sizeof p);
+}
+
+int gpt2_build(GPT2 *m, const GPT2Config *cfg, int B, int T, Err *e) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->B = B;
+    m->T = T;
+    float **ptrs[N_PARAM_TENSORS];
+    param_sizes(cfg, m->param_sizes);
+    param_ptrs(&m->p, ptrs);
+    m->params = carve(ptrs, m->param_sizes, N_PARAM_TENSORS, &m->n_params);
+    param_ptrs(&m->g, ptrs);
+    m->grads = carve(ptrs, m->param_sizes, N_PARAM_TENSORS, &m->n_params);
+
+    ActTensors *a = &m->a;
+    float **aptrs[N_ACT_TENSORS] = {&a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty,
+                                    &a->attsaved, &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean,
+                                    &a->ln2_rstd, &a->fch, &a->fch_gelu, &a->fcproj, &a->residual3,
+                                    &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->losses};
+    act_sizes(cfg, B, T, m->act_sizes);
+    m->acts = carve(aptrs, m->act_sizes, N_ACT_TENSORS, &m->n_acts);
+
+    size_t BT = (size_t)B * T, C = (size_t)cfg->n_embd, total;
+    GradScratch *d = &m->d;
+    float **dptrs[] = {&d->dres, &d->dC1, &d->dC2, &d->dqkv, &d->d4C1, &d->d4C2, &d->lse};
+    size_t dsizes[] = {BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C, BT * 4 * C, BT};
+    m->scratch_mem = carve(dptrs, dsizes, 7, &total);
+    m->inputs = malloc(BT * sizeof *m->inputs);
+    m->targets = malloc(BT * sizeof *m->targets);
+    if (!m->params || !m->grads || !m->acts || !m->scratch_mem || !m->inputs || !m->targets) {
+        double gb = (double)(2 * m->n_params + m->n_acts + total) * 4 / 1e9;
+        gpt2_free(m);
+        return err_set(e, "out of memory: the model needs %.1f GB for parameters, gradients and "
+                          "activations at batch_size %d, seq_len %d", gb, B, T);
+    }
+    memset(m->grads, 0, m->n_params * sizeof *m->grads);
+    return 0;
+}
+
+void gpt2_free(GPT2 *m) {
+    free(m->params);
+    free(m->grads);
+    free(m->acts);
+    free(m->scratch_mem);
+    free(m->inputs);
+    free(m->targets);
+    memset(m, 0, sizeof *m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* initialisation                                                           */
+
+static void normal_fill(float *x, size_t n, float std, Rng *r) {
+    for (size_t i = 0; i < n; i += 2) { /* Box-Muller */
+        float u1 = rng_float(r), u2 = rng_float(r);
+        float rad = sqrtf(-2.0f * logf(1.0f - u1)), th = 6.283185307179586f * u2;
+        x[i] = std * rad * cosf(th);
+        if (i + 1 < n) x[i + 1] = std * rad * sinf(th);
+    }
+}
+
+void gpt2_init(GPT2 *m, uint64_t seed) {
+    const GPT2Config *c = &m->cfg;
+    ParamTensors *p = &m->p;
+    size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd;
+    Rng r;
+    rng_seed(&r, seed, 0x67707432); /* "gpt2" */
+    float resid = 0.02f / sqrtf(2.0f * (float)c->n_layer);
+    memset(m->params, 0, m->n_params * sizeof *m->params);
+    normal_fill(p->wte, (size_t)c->vocab_size * C, 0.02f, &r);
+    normal_fill(p->wpe, (size_t)c->block_size * C, 0.02f, &r);
+    for (size_t i = 0; i < L * C; i++) p->ln1w[i] = p->ln2w[i] = 1.0f;
+    for (size_t i = 0; i < C; i++) p->lnfw[i] = 1.0f;
+    normal_fill(p->qkvw, L * 3 * C * C, 0.02f, &r);
+    normal_fill(p->attprojw, L * C * C, resid, &r);
+    normal_fill(p->fcw, L * 4 * C * C, 0.02f, &r);
+    normal_fill(p->fcprojw, L * 4 * C * C, resid, &r);
+    size_t na = c->kind->n_params(&c->attn);
+    for (size_t l = 0; l < L; l++) c->kind->init(&c->attn, p->attn + l * na, &r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* forward and backward                                                     */
+
+float gpt2_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T) {
+    const GPT2Config *c = &m->cfg;
+    const int L = c->n_layer, C = c->n_embd, V = c->vocab_size, BT = B * T;
+    const size_t na = c->kind->n_params(&c->attn), ns = c->kind->n_saved(&c->attn, B, T);
+    ParamTensors *p = &m->p;
+    ActTensors *a = &m->a;
+    memcpy(m->inputs, inputs, (size_t)BT * sizeof *inputs);
+    if (targets) memcpy(m->targets, targets, (size_t)BT * sizeof *targets);
+    m->fwd_B = B;
+    m->fwd_T = T;
+
+    encoder_forward(a->encoded, inputs, p->wte, p->wpe, B, T, C);
+    for (int l = 0; l < L; l++) {
+        size_t lC = (size_t)l * BT * C, lB = (size_t)l * BT;
+        float *res = l == 0 ? a->encoded : a->residual3 + lC - (size_t)BT * C;
+        float *ln1 = a->ln1 + lC, *qkv = a->qkv + 3 * lC, *atty = a->atty + lC;
+        float *ln2 = a->ln2 + lC, *fch = a->fch + 4 * lC, *fch_gelu = a->fch_gelu + 4 * lC;
+        layernorm_forward(ln1, a->ln1_mean + lB, a->ln1_rstd + lB, res, p->ln1w + l * C, p->ln1b + l * C, BT, C);
+        matmul_forward(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, BT, C, 3 * C);
+        c->kind->forward(&c->attn, p->attn + l * na, qkv, atty, a->attsaved + l * ns, B, T);
+        matmul_forward(a->attproj + lC, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, BT, C, C);
+        residual_forward(a->residual2 + lC, res, a->attproj + lC, BT * C);
+        layernorm_forward(ln2, a->ln2_mean + lB, a->ln2_rstd + lB, a->residual2 + lC, p->ln2w + l * C,
+                          p->ln2b + l * C, BT, C);
+        matmul_forward(fch, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, BT, C, 4 * C);
+        gelu_forward(fch_gelu, fch, BT * 4 * C);
+        matmul_forward(a->fcproj + lC, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, p->fcprojb + l * C, BT, 4 * C, C);
+        residual_forward(a->residual3 + lC, a->residual2 + lC, a->fcproj + lC, BT * C);
+    }
+    float *last = a->residual3 + (size_t)(L - 1) * BT * C;
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, p->lnfw, p->lnfb, BT, C);
+    matmul_forward(a->logits, a->lnf, p->wte, NULL, BT, C, V);
+    if (!targets) return 0.0f;
+    return crossentropy_forward(a->losses, m->d.lse, a->logits, targets, BT, V);
+}
+
+void gpt2_zero_grad(GPT2 *m) { memset(m->grads, 0, m->n_params * sizeof *m->grads); }
+
+void gpt2_backward(GPT2 *m, float dloss_scale) {
+    const GPT2Config *c = &m->cfg;
+    const int B = m->fwd_B, T = m->fwd_T, L = c->n_layer, C = c->n_embd, V = c->vocab_size, BT = B * T;
+    const size_t na = c->kind->n_params(&c->attn), ns = c->kind->n_saved(&c->attn, B, T);
+    ParamTensors *p = &m->p, *g = &m->g;
+    ActTensors *a = &m->a;
+    GradScratch *d = &m->d;
+    const size_t nC = (size_t)BT * C;
+
+    /* loss = mean over B*T of cross-entropy: each row's gradient is 1/(B*T) */
+    crossentropy_backward(a->logits, a->logits, d->lse, m->targets, dloss_scale / (float)BT, BT, V);
+    float *dlogits = a->logits;
+    memset(d->dC1, 0, nC * sizeof(float));
+    matmul_backward(d->dC1, g->wte, NULL, dlogits, a->lnf, p->wte, BT, C, V);
+    memset(d->dres, 0, nC * sizeof(float));
+    float *last = a->residual3 + (size_t)(L - 1) * nC;
+    layernorm_backward(d->dres, g->lnfw, g->lnfb, d->dC1, last, p->lnfw, a->lnf_mean, a->lnf_rstd, BT, C);
+
+    for (int l = L - 1; l >= 0; l--) {
+        size_t lC = (size_t)l * nC, lB = (size_t)l * BT;
+        float *res = l == 0 ? a->encoded : a->residual3 + lC - nC;
+        /* residual3 = residual2 + fcproj: dres flows to both */
+        memset(d->d4C1, 0, 4 * nC * sizeof(float));
+        matmul_backward(d->d4C1, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, d->dres,
+                        a->fch_gelu + 4 * lC, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C);
+        memset(d->d4C2, 0, 4 * nC * sizeof(float));
+        gelu_backward(d->d4C2, a->fch + 4 * lC, d->d4C1, BT * 4 * C);
+        memset(d->dC1, 0, nC * sizeof(float));
+        matmul_backward(d->dC1, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, d->d4C2, a->ln2 + lC,
+                        p->fcw + (size_t)l * 4 * C * C, BT, C, 4 * C);
+        layernorm_backward(d->dres, g->ln2w + l * C, g->ln2b + l * C, d->dC1, a->residual2 + lC,
+                           p->ln2w + l * C, a->ln2_mean + lB, a->ln2_rstd + lB, BT, C);
+        /* residual2 = res + attproj */
+        memset(d->dC2, 0, nC * sizeof(float));
+        matmul_backward(d->dC2, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, d->dres, a->atty + lC,
+                        p->attprojw + (size_t)l * C * C, BT, C, C);
+        memset(d->dqkv, 0, 3 * nC * sizeof(float));
+        c->kind->backward(&c->attn, p->attn + l * na, a->qkv + 3 * lC, a->atty + lC, a->attsaved + l * ns,
+                          d->dC2, d->dqkv, g->attn + l * na, B, T);
+        memset(d->dC1, 0, nC * sizeof(float));
+        matmul_backward(d->dC1, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, d->dqkv, a->ln1 + lC,
+                        p->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
+        layernorm_backward(d->dres, g->ln1w + l * C, g->ln1b + l * C, d->dC1, res, p->ln1w + l * C,
+                           a->ln1_mean + lB, a->ln1_rstd + lB, BT, C);
+    }
+    encoder_backward(g->wte, g->wpe, d->dres, m->inputs, B, T, C);
+}
+
+void gpt2_update(GPT2 *m, float *adam_m, float *adam_v, const AdamW *o, int t) {
+    size_t covered = 0;
+    for (int i = 0; i < gpt2_n_tensors(m); i++) {
+        TensorInfo ti;
+        gpt2_tensor_info(m, i, &ti);
+        size_t n = (size_t)ti.shape[0] * (size_t)(ti.ndim == 2 ? ti.shape[1] : 1), k = ti.offset;
+        adamw_update(m->params + k, m->grads + k, adam_m + k, adam_v + k, n, o, ti.decay ? o->weight_decay : 0.0f, t);
+        covered += n;
+    }
+    size_t k = covered; /* the attention kind's own parameters follow, without decay */
+    adamw_update(m->params + k, m->grads + k, adam_m + k, adam_v + k, m->n_params - k, o, 0.0f, t);
+}
+
+double gpt2_flops_per_token(const GPT2 *m, int T) {
+    const GPT2Config *c = &m->cfg;
+    double C = c->n_embd, L = c->n_layer;
+    double matmul_params = L * 12 * C * C + (double)c->vocab_size * C;
+    double attention = L * 2 * C * T; /* q.k and p.v, causal: half of T keys on average */
+    return 6.0 * matmul_params + 3.0 * attention;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hugging Face names                                                       */
+
+typedef struct {
+    const char *fmt;    /* name, %d for the layer */
+    int tensor;         /* index in ParamTensors */
+    int rows, cols;     /* per layer, in units: -1 V, -2 maxT, k > 0: k * C, 0: absent */
+    int transposed, decay;
+} NameRule;
+
+static const NameRule RULES[] = {
+    {"transformer.wte.weight", 0, -1, 1, 0, 1},
+    {"transformer.wpe.weight", 1, -2, 1, 0, 1},
+    {"transformer.h.%d.ln_1.weight", 2, 1, 0, 0, 0},
+    {"transformer.h.%d.ln_1.bias", 3, 1, 0, 0, 0},
+    {"transformer.h.%d.attn.c_attn.weight", 4, 1, 3, 1, 1},
+    {"transformer.h.%d.attn.c_attn.bias", 5, 3, 0, 0, 0},
+    {"transformer.h.%d.attn.c_proj.weight", 6, 1, 1, 1, 1},
+    {"transformer.h.%d.attn.c_proj.bias", 7, 1, 0, 0, 0},
+    {"transformer.h.%d.ln_2.weight", 8, 1, 0, 0, 0},
+    {"transformer.h.%d.ln_2.bias", 9, 1, 0, 0, 0},
+    {"transformer.h.%d.mlp.c_fc.weight", 10, 1, 4, 1, 1},
+    {"transformer.h.%d.mlp.c_fc.bias", 11, 4, 0, 0, 0},
+    {"transformer.h.%d.mlp.c_proj.weight", 12, 4, 1, 1, 1},
+    {"transformer.h.%d.mlp.c_proj.bias", 13, 1, 0, 0, 0},
+    {"transformer.ln_f.weight", 14, 1, 0, 0, 0},
+    {"transformer.ln_f.bias", 15, 1, 0, 0, 0},
+};
+#define N_RULES (int)(sizeof RULES / sizeof *RULES)
+
+static int per_layer(const NameRule *r) { return strstr(r->fmt, "%d") != NULL; }
+
+int gpt2_n_tensors(const GPT2 *m) {
+    int n = 0;
+    for (int i = 0; i < N_RULES; i++) n += per_layer(&RULES[i]) ? m->cfg.n_layer : 1;
+    return n;
+}
+
+void gpt2_tensor_info(const GPT2 *m, int idx, TensorInfo *t) {
+    const GPT2Config *c = &m->cfg;
+    for (int i = 0; i < N_RULES; i++) {
+        const NameRule *r = &RULES[i];
+        int count = per_layer(r) ? c->n_layer : 1;
+        if (idx >= count) {
+            idx -= count;
+            continue;
+        }
+        size_t base = 0;
+        for (int k = 0; k < r->tensor; k++) base += m->param_sizes[k];
+        size_t each = m->param_sizes[r->tensor] / (size_t)count;
+        int dim0 = r->rows == -1 ? c->vocab_size : r->rows == -2 ? c->block_size : r->rows * c->n_embd;
+        memset(t, 0, sizeof *t);
+        snprintf(t->name, sizeof t->name, r->fmt, idx);
+        t->offset = base + (size_t)idx * each;
+        t->ndim = r->cols ? 2 : 1;
+        t->shape[0] = dim0;
+        t->shape[1] = r->cols * c->n_embd;
+        t->transposed = r->transposed;
+        t->decay = r->decay;
+        return;
+    }
+}

@@ -1,0 +1,136 @@
+/* GPT-2: token and position embeddings, pre-LN blocks (attention through
+ * the AttentionKind table, GELU MLP), final LayerNorm, LM head tied to the
+ * token embedding. Forward and backward by hand.
+ *
+ * Parameters live in one allocation cut by a size table (ParamTensors, the
+ * same layout for gradients and optimiser moments); activations in another,
+ * sized for batch_size x seq_len. Linear weights are [out, in]. */
+#ifndef MODEL_GPT2_H
+#define MODEL_GPT2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../attention/attention.h"
+#include "../common/err.h"
+
+typedef struct {
+    int n_layer, n_head, n_embd, block_size, vocab_size;
+    AttnConfig attn;
+    const AttentionKind *kind;
+} GPT2Config;
+
+#define N_PARAM_TENSORS 17
+typedef struct {
+    float *wte;      /* [V, C] */
+    float *wpe;      /* [maxT, C] */
+    float *ln1w;     /* [L, C] */
+    float *ln1b;     /* [L, C] */
+    float *qkvw;     /* [L, 3C, C] */
+    float *qkvb;     /* [L, 3C] */
+    float *attprojw; /* [L, C, C] */
+    float *attprojb; /* [L, C] */
+    float *ln2w;     /* [L, C] */
+    float *ln2b;     /* [L, C] */
+    float *fcw;      /* [L, 4C, C] */
+    float *fcb;      /* [L, 4C] */
+    float *fcprojw;  /* [L, C, 4C] */
+    float *fcprojb;  /* [L, C] */
+    float *lnfw;     /* [C] */
+    float *lnfb;     /* [C] */
+    float *attn;     /* [L, kind's n_params] */
+} ParamTensors;
+
+#define N_ACT_TENSORS 21
+typedef struct {
+    float *encoded;   /* [B, T, C] */
+    float *ln1;       /* [L, B, T, C] */
+    float *ln1_mean;  /* [L, B, T] */
+    float *ln1_rstd;  /* [L, B, T] */
+    float *qkv;       /* [L, B, T, 3C] */
+    float *atty;      /* [L, B, T, C] */
+    float *attsaved;  /* [L, kind's n_saved(B, T)] */
+    float *attproj;   /* [L, B, T, C] */
+    float *residual2; /* [L, B, T, C] */
+    float *ln2;       /* [L, B, T, C] */
+    float *ln2_mean;  /* [L, B, T] */
+    float *ln2_rstd;  /* [L, B, T] */
+    float *fch;       /* [L, B, T, 4C] */
+    float *fch_gelu;  /* [L, B, T, 4C] */
+    float *fcproj;    /* [L, B, T, C] */
+    float *residual3; /* [L, B, T, C] */
+    float *lnf;       /* [B, T, C] */
+    float *lnf_mean;  /* [B, T] */
+    float *lnf_rstd;  /* [B, T] */
+    float *logits;    /* [B, T, V]; holds dlogits after backward */
+    float *losses;    /* [B, T] */
+} ActTensors;
+
+/* One layer's activation gradients, reused by every layer in backward. */
+typedef struct {
+    float *dres;   /* [B, T, C] gradient of the residual stream */
+    float *dC1;    /* [B, T, C] */
+    float *dC2;    /* [B, T, C] */
+    float *dqkv;   /* [B, T, 3C] */
+    float *d4C1;   /* [B, T, 4C] */
+    float *d4C2;   /* [B, T, 4C] */
+    float *lse;    /* [B, T] */
+} GradScratch;
+
+typedef struct {
+    GPT2Config cfg;
+    size_t param_sizes[N_PARAM_TENSORS], n_params;
+    float *params, *grads;
+    ParamTensors p, g;
+    int B, T;                  /* the shape activations were sized for */
+    size_t act_sizes[N_ACT_TENSORS], n_acts;
+    float *acts;
+    ActTensors a;
+    float *scratch_mem;
+    GradScratch d;
+    int *inputs, *targets;     /* [B, T] of the last forward */
+    int fwd_B, fwd_T;          /* its shape */
+} GPT2;
+
+/* Fills cfg->attn from the model shape; the attention keys are set by the caller. */
+void gpt2_config_finish(GPT2Config *cfg);
+
+/* Allocates parameters, gradients and activations for batches up to B x T. */
+int gpt2_build(GPT2 *m, const GPT2Config *cfg, int B, int T, Err *e);
+void gpt2_free(GPT2 *m);
+
+/* GPT-2's initialisation: N(0, 0.02), residual projections scaled by
+ * 1/sqrt(2 n_layer), zero biases, unit LayerNorm gains. */
+void gpt2_init(GPT2 *m, uint64_t seed);
+
+/* Forward over inputs [B, T] (B, T at most the built shape). With targets,
+ * returns the mean cross-entropy loss; without, only fills the logits. */
+float gpt2_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T);
+
+void gpt2_zero_grad(GPT2 *m);
+
+/* Backward of the last forward (which had targets), scaling the loss
+ * gradient by dloss_scale (1 / grad_accum); accumulates into m->grads. */
+void gpt2_backward(GPT2 *m, float dloss_scale);
+
+/* One AdamW step over every parameter: weight decay on the 2-D weights
+ * only (as nanoGPT), adam_m and adam_v in the parameter layout. */
+struct AdamW;
+void gpt2_update(GPT2 *m, float *adam_m, float *adam_v, const struct AdamW *o, int t);
+
+/* Training FLOPs per token (forward + backward) at context T. */
+double gpt2_flops_per_token(const GPT2 *m, int T);
+
+/* Parameter tensors under Hugging Face GPT-2 names, for checkpoints. */
+typedef struct {
+    char name[96];
+    size_t offset;        /* floats from the start of params */
+    int ndim, shape[2];   /* as Hugging Face stores it */
+    int transposed;       /* stored here as [shape1, shape0] (Conv1D weights) */
+    int decay;            /* AdamW weight decay applies */
+} TensorInfo;
+
+int gpt2_n_tensors(const GPT2 *m);
+void gpt2_tensor_info(const GPT2 *m, int i, TensorInfo *t);
+
+#endif

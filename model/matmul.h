@@ -1,0 +1,32 @@
+/* The matrix products every layer uses.
+ *
+ * sgemm is a packed, cache-blocked single-precision GEMM (BLIS-style loops,
+ * an 8x32 register-tiled micro-kernel), parallel over output blocks with
+ * OpenMP. Every output element is computed by one thread, summing over k in
+ * a fixed order, so results are bit-identical for any thread count.
+ *
+ * A linear layer stores its weight as [OC, C] (out x in, PyTorch's Linear
+ * layout); checkpoints transpose to Hugging Face's Conv1D [in, out]. */
+#ifndef MODEL_MATMUL_H
+#define MODEL_MATMUL_H
+
+/* C[M,N] (+)= A[M,K] . B[K,N]. A(i,k) is A[i*lda + k], or A[k*lda + i] when
+ * transA; B(k,j) is B[k*ldb + j], or B[j*ldb + k] when transB. With
+ * accumulate 0, C is overwritten. */
+void sgemm(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb,
+           int transB, float *C, int ldc, int accumulate);
+
+/* out[N,OC] = inp[N,C] . weight[OC,C]^T + bias[OC] (bias may be NULL) */
+void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
+                    int N, int C, int OC);
+
+/* dinp[N,C] += dout . weight;  dweight[OC,C] += dout^T . inp;  dbias += column sums.
+ * dinp or dbias may be NULL. */
+void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, int N, int C, int OC);
+
+/* A plain triple loop with double accumulation, for tests. */
+void sgemm_reference(int M, int N, int K, const float *A, int lda, int transA, const float *B,
+                     int ldb, int transB, float *C, int ldc, int accumulate);
+
+#endif

@@ -1,0 +1,186 @@
+#include "ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../common/vmath.h"
+
+void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B, int T, int C) {
+    #pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        float *o = out + (size_t)bt * C;
+        const float *e = wte + (size_t)inp[bt] * C, *p = wpe + (size_t)(bt % T) * C;
+        for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
+    }
+}
+
+/* Threads own slices of channels and visit the tokens in order, so repeated
+ * tokens accumulate in a fixed order without atomics. */
+void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B, int T, int C) {
+    /* forward: out[b,t,:] = wte[inp[b,t],:] + wpe[t,:] */
+    #pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        int c1 = c0 + 16 < C ? c0 + 16 : C;
+        for (int bt = 0; bt < B * T; bt++) {
+            const float *d = dout + (size_t)bt * C;
+            float *we = dwte + (size_t)inp[bt] * C, *wp = dwpe + (size_t)(bt % T) * C;
+            for (int c = c0; c < c1; c++) {
+                we[c] += d[c];
+                wp[c] += d[c];
+            }
+        }
+    }
+}
+
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                       const float *bias, int N, int C) {
+    const float eps = 1e-5f;
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float m = 0.0f;
+        for (int c = 0; c < C; c++) m += x[c];
+        m /= (float)C;
+        float v = 0.0f;
+        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+        v /= (float)C;
+        float s = 1.0f / sqrtf(v + eps);
+        float *o = out + (size_t)n * C;
+        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * weight[c] + bias[c];
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+
+/* Rows run in parallel for dinp; the parameter gradients are reduced over
+ * rows by threads that own slices of channels (fixed order, no atomics). */
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                        const float *weight, const float *mean, const float *rstd, int N, int C) {
+    /* forward: out = norm * weight + bias, norm = (x - mean) * rstd */
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+        float m = mean[n], s = rstd[n];
+        float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+        for (int c = 0; c < C; c++) {
+            float dnorm = weight[c] * d[c];
+            dnorm_mean += dnorm;
+            dnorm_norm_mean += dnorm * (x[c] - m) * s;
+        }
+        dnorm_mean /= (float)C;
+        dnorm_norm_mean /= (float)C;
+        float *di = dinp + (size_t)n * C;
+        for (int c = 0; c < C; c++) {
+            float norm = (x[c] - m) * s;
+            di[c] += (weight[c] * d[c] - dnorm_mean - norm * dnorm_norm_mean) * s;
+        }
+    }
+    #pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        int c1 = c0 + 16 < C ? c0 + 16 : C;
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            float m = mean[n], s = rstd[n];
+            for (int c = c0; c < c1; c++) {
+                dbias[c] += d[c];
+                dweight[c] += (x[c] - m) * s * d[c];
+            }
+        }
+    }
+}
+
+#define GELU_SCALE 0.7978845608028654f /* sqrt(2 / pi) */
+
+/* 16 values at a time; the tail goes through a zero-padded vector. */
+static inline void gelu16(float *out, const float *x, int n) {
+    float xin[16] = {0}, y[16];
+    memcpy(xin, x, (size_t)n * sizeof *x);
+    vf16 v = vf16_load(xin);
+    vf16 t = vf16_tanh(GELU_SCALE * (v + 0.044715f * v * v * v));
+    vf16_store(y, 0.5f * v * (1.0f + t));
+    memcpy(out, y, (size_t)n * sizeof *out);
+}
+
+void gelu_forward(float *out, const float *inp, int n) {
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i += 16) gelu16(out + i, inp + i, n - i < 16 ? n - i : 16);
+}
+
+static inline void gelu16_backward(float *dinp, const float *x, const float *dout, int n) {
+    /* forward: out = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) */
+    float xin[16] = {0}, d[16] = {0}, g[16];
+    memcpy(xin, x, (size_t)n * sizeof *x);
+    memcpy(d, dout, (size_t)n * sizeof *d);
+    vf16 v = vf16_load(xin);
+    vf16 th = vf16_tanh(GELU_SCALE * (v + 0.044715f * v * v * v));
+    vf16 sech2 = 1.0f - th * th;
+    vf16 grad = 0.5f * (1.0f + th) + 0.5f * v * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * v * v);
+    vf16_store(g, grad * vf16_load(d));
+    for (int k = 0; k < n; k++) dinp[k] += g[k];
+}
+
+void gelu_backward(float *dinp, const float *inp, const float *dout, int n) {
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i += 16) gelu16_backward(dinp + i, inp + i, dout + i, n - i < 16 ? n - i : 16);
+}
+
+void residual_forward(float *out, const float *a, const float *b, int n) {
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+static float row_max(const float *l, int V) {
+    vf16 m = vf16_splat(-INFINITY);
+    int v = 0;
+    for (; v + 16 <= V; v += 16) {
+        vf16 x = vf16_load(l + v);
+        m = vf16_select(x > m, x, m);
+    }
+    float lanes[16], mx = -INFINITY;
+    vf16_store(lanes, m);
+    for (int k = 0; k < 16; k++) mx = lanes[k] > mx ? lanes[k] : mx;
+    for (; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+    return mx;
+}
+
+/* sum over v of exp(l[v] - mx), in 16 fixed lanes added in a fixed order */
+static float sum_exp(const float *l, int V, float mx) {
+    vf16 acc = {0};
+    int v = 0;
+    for (; v + 16 <= V; v += 16) acc += vf16_exp(vf16_load(l + v) - mx);
+    float tail[16];
+    for (int k = 0; k < 16; k++) tail[k] = v + k < V ? l[v + k] - mx : -INFINITY;
+    acc += vf16_exp(vf16_load(tail));
+    float lanes[16], s = 0.0f;
+    vf16_store(lanes, acc);
+    for (int k = 0; k < 16; k++) s += lanes[k];
+    return s;
+}
+
+float crossentropy_forward(float *losses, float *lse, const float *logits, const int *targets, int N, int V) {
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * V;
+        float mx = row_max(l, V);
+        lse[n] = mx + logf(sum_exp(l, V, mx));
+        losses[n] = lse[n] - l[targets[n]];
+    }
+    double total = 0.0;
+    for (int n = 0; n < N; n++) total += losses[n];
+    return (float)(total / N);
+}
+
+void crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int *targets,
+                           float dloss, int N, int V) {
+    /* forward: loss = lse - logits[target], lse = log sum exp(logits) */
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * V;
+        float *d = dlogits + (size_t)n * V;
+        float m = lse[n];
+        int v = 0;
+        for (; v + 16 <= V; v += 16) vf16_store(d + v, vf16_exp(vf16_load(l + v) - m) * dloss);
+        for (; v < V; v++) d[v] = exp_fast(l[v] - m) * dloss;
+        d[targets[n]] -= dloss;
+    }
+}

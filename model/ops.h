@@ -1,0 +1,33 @@
+/* The layer operations of GPT-2 besides matmul and attention. Each is a pair
+ * X_forward / X_backward: outputs first, then inputs, then sizes (B, T, C,
+ * V). Backward functions accumulate (+=) into their gradient outputs. All are
+ * parallel over rows or channels with static schedules: deterministic. */
+#ifndef MODEL_OPS_H
+#define MODEL_OPS_H
+
+/* out[B,T,C] = wte[inp[b,t]] + wpe[t] */
+void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B, int T, int C);
+void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B, int T, int C);
+
+/* out = (inp - mean) * rstd * weight + bias over the last dimension C;
+ * mean and rstd [B*T] are saved for backward. */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                       const float *bias, int N, int C);
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                        const float *weight, const float *mean, const float *rstd, int N, int C);
+
+/* GELU, tanh approximation (GPT-2's). */
+void gelu_forward(float *out, const float *inp, int n);
+void gelu_backward(float *dinp, const float *inp, const float *dout, int n);
+
+void residual_forward(float *out, const float *a, const float *b, int n);
+
+/* Cross-entropy of softmax(logits) against targets, per row: losses[N];
+ * lse[N] keeps each row's log-sum-exp. Returns the mean loss. */
+float crossentropy_forward(float *losses, float *lse, const float *logits, const int *targets, int N, int V);
+/* dlogits = (softmax(logits) - onehot(target)) * dloss, written in place of
+ * the logits (logits and dlogits may be the same buffer). */
+void crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int *targets,
+                           float dloss, int N, int V);
+
+#endif

@@ -1,0 +1,267 @@
+#include "trainer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../data/loader.h"
+#include "checkpoint.h"
+#include "gpt2.h"
+#include "optim.h"
+#include "sampler.h"
+
+typedef struct {
+    const Config *c;
+    GPT2 model;
+    Loader train, val;
+    int has_train, has_val;
+    float *adam_m, *adam_v;
+    int *inputs, *targets;
+    FILE *metrics;
+} Run;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int mkdir_p(const char *path, Err *e) {
+    char tmp[CONFIG_STR];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return err_sys(e, "out_dir: cannot create %s", tmp);
+            *p = c;
+            if (!c) return 0;
+        }
+    }
+}
+
+static int model_config(const Config *c, GPT2Config *g, Err *e) {
+    memset(g, 0, sizeof *g);
+    g->n_layer = c->n_layer;
+    g->n_head = c->n_head;
+    g->n_embd = c->n_embd;
+    g->block_size = c->block_size;
+    g->vocab_size = c->vocab_size;
+    g->kind = attention_find(c->attention);
+    if (!g->kind) return err_set(e, "attention: unknown kind '%s'", c->attention);
+    g->attn.degree = c->degree;
+    g->attn.sketch_learned = strcmp(c->sketch, "learned") == 0;
+    g->attn.sketch_size = c->sketch_size;
+    g->attn.block = c->attn_block;
+    g->attn.local_exact = c->local_exact;
+    gpt2_config_finish(g);
+    return 0;
+}
+
+/* Mean validation loss over eval_steps batches, always the same ones. */
+static int evaluate(Run *r, float *out, Err *e) {
+    const Config *c = r->c;
+    loader_reset(&r->val);
+    double sum = 0;
+    for (int i = 0; i < c->eval_steps; i++) {
+        if (loader_next(&r->val, r->inputs, r->targets, e)) return -1;
+        sum += gpt2_forward(&r->model, r->inputs, r->targets, c->batch_size, c->seq_len);
+    }
+    *out = (float)(sum / c->eval_steps);
+    return 0;
+}
+
+/* loss, logits and every gradient of the first micro-batch, named as in a checkpoint */
+static int write_dump(Run *r, float loss, const float *logits, Err *e) {
+    GPT2 *m = &r->model;
+    int n = gpt2_n_tensors(m);
+    StTensor *t = xcalloc((size_t)n + 2, sizeof *t);
+    snprintf(t[0].name, sizeof t[0].name, "loss");
+    strcpy(t[0].dtype, "F32");
+    snprintf(t[1].name, sizeof t[1].name, "logits");
+    strcpy(t[1].dtype, "F32");
+    t[1].ndim = 3;
+    t[1].shape[0] = r->c->batch_size;
+    t[1].shape[1] = r->c->seq_len;
+    t[1].shape[2] = r->c->vocab_size;
+    weights_describe(m, "grad.", t + 2);
+    StWriter w;
+    int rc = st_writer_open(&w, r->c->dump_step, t, n + 2, NULL, e);
+    if (rc == 0) rc = st_writer_data(&w, &loss, sizeof loss, e);
+    if (rc == 0) rc = st_writer_data(&w, logits, (size_t)st_numel(&t[1]) * sizeof *logits, e);
+    if (rc == 0) rc = weights_write(m, &w, m->grads, e);
+    if (rc == 0) rc = st_writer_close(&w, e);
+    else st_writer_abort(&w);
+    free(t);
+    return rc;
+}
+
+static void print_sample(Run *r, const Bpe *bpe) {
+    const Config *c = r->c;
+    int n = c->sample_tokens, T = c->seq_len, V = c->vocab_size;
+    int *ctx = xmalloc((size_t)T * sizeof *ctx), len = 1;
+    ctx[0] = bpe_eot(bpe);
+    Sampler s;
+    sampler_init(&s, V, 1.0f, 40, 1.0f);
+    Rng rng;
+    rng_seed(&rng, (uint64_t)c->seed, 0x73616d70);
+    printf("sample (%d tokens, temperature 1, top-k 40):\n", n);
+    for (int i = 0; i < n; i++) {
+        gpt2_forward(&r->model, ctx, NULL, 1, len);
+        int tok = sampler_pick(&s, r->model.a.logits + (size_t)(len - 1) * V, &rng);
+        size_t k;
+        const unsigned char *bytes = bpe_token_bytes(bpe, tok, &k);
+        if (bytes) fwrite(bytes, 1, k, stdout);
+        fflush(stdout);
+        if (len == T) { /* slide the window */
+            memmove(ctx, ctx + 1, (size_t)(T - 1) * sizeof *ctx);
+            len--;
+        }
+        ctx[len++] = tok;
+    }
+    printf("\n");
+    sampler_free(&s);
+    free(ctx);
+}
+
+static void fmt_eta(char *out, size_t n, double sec) {
+    int s = (int)sec;
+    if (s >= 3600) snprintf(out, n, "%dh%02dm", s / 3600, s / 60 % 60);
+    else snprintf(out, n, "%dm%02ds", s / 60, s % 60);
+}
+
+static int setup(Run *r, const Config *c, Err *e) {
+    GPT2Config g;
+    if (model_config(c, &g, e)) return -1;
+    if (c->init_from[0]) return err_set(e, "init_from: loading weights is not available in this build yet");
+    if (gpt2_build(&r->model, &g, c->batch_size, c->seq_len, e)) return -1;
+    gpt2_init(&r->model, (uint64_t)c->seed);
+    if (loader_open(&r->train, "train_data", c->train_data, c->batch_size, c->seq_len, c->shuffle, (uint64_t)c->seed,
+                    c->vocab_size, e))
+        return -1;
+    r->has_train = 1;
+    if (c->val_data[0]) {
+        if (loader_open(&r->val, "val_data", c->val_data, c->batch_size, c->seq_len, 0, 0, c->vocab_size, e))
+            return -1;
+        r->has_val = 1;
+    }
+    size_t n = r->model.n_params, bt = (size_t)c->batch_size * c->seq_len;
+    r->adam_m = calloc(n, sizeof(float));
+    r->adam_v = calloc(n, sizeof(float));
+    r->inputs = malloc(bt * sizeof(int));
+    r->targets = malloc(bt * sizeof(int));
+    if (!r->adam_m || !r->adam_v || !r->inputs || !r->targets) return err_set(e, "out of memory for optimiser state");
+    if (mkdir_p(c->out_dir, e)) return -1;
+    char path[CONFIG_STR + 32];
+    snprintf(path, sizeof path, "%s/config.cfg", c->out_dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return err_sys(e, "%s: cannot write", path);
+    config_write(c, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/metrics.csv", c->out_dir);
+    r->metrics = fopen(path, "w");
+    if (!r->metrics) return err_sys(e, "%s: cannot write", path);
+    fprintf(r->metrics, "step,loss,val_loss,lr,grad_norm,ms,tok_per_s\n");
+    return 0;
+}
+
+static void teardown(Run *r) {
+    gpt2_free(&r->model);
+    if (r->has_train) loader_close(&r->train);
+    if (r->has_val) loader_close(&r->val);
+    free(r->adam_m);
+    free(r->adam_v);
+    free(r->inputs);
+    free(r->targets);
+    if (r->metrics) fclose(r->metrics);
+}
+
+static int train_loop(Run *r, const Bpe *bpe, Err *e) {
+    const Config *c = r->c;
+    GPT2 *m = &r->model;
+    const int B = c->batch_size, T = c->seq_len;
+    const double tokens = (double)B * T * c->grad_accum, flops = gpt2_flops_per_token(m, T) * tokens;
+    Schedule sched = strcmp(c->schedule, "linear") == 0 ? SCHED_LINEAR
+                   : strcmp(c->schedule, "constant") == 0 ? SCHED_CONSTANT : SCHED_COSINE;
+    AdamW opt = {0, (float)c->beta1, (float)c->beta2, (float)c->eps, (float)c->weight_decay};
+    printf("model: %d layers, %d heads, %d wide, %s attention, %.2fM parameters; %d threads\n", c->n_layer,
+           c->n_head, c->n_embd, c->attention, (double)m->n_params / 1e6, omp_get_max_threads());
+    printf("data: %lld training windows of %d x %d tokens\n", (long long)r->train.total_samples, B, T);
+    float val;
+    if (r->has_val && c->eval_interval > 0) {
+        if (evaluate(r, &val, e)) return -1;
+        printf("step %5d | val loss %.4f\n", 0, val);
+        fprintf(r->metrics, "0,,%.6f,,,,\n", val);
+    }
+    double timed = 0;
+    int timed_steps = 0;
+    for (int step = 1; step <= c->max_steps; step++) {
+        double t0 = now();
+        float lr = lr_at(step - 1, c->max_steps, c->warmup_steps, (float)c->lr, (float)c->min_lr, sched);
+        double loss = 0;
+        gpt2_zero_grad(m);
+        for (int micro = 0; micro < c->grad_accum; micro++) {
+            if (loader_next(&r->train, r->inputs, r->targets, e)) return -1;
+            float l = gpt2_forward(m, r->inputs, r->targets, B, T);
+            loss += l / c->grad_accum;
+            float *logits = NULL;
+            if (step == 1 && micro == 0 && c->dump_step[0]) { /* backward overwrites the logits */
+                size_t n = (size_t)B * T * c->vocab_size;
+                logits = xmalloc(n * sizeof *logits);
+                memcpy(logits, m->a.logits, n * sizeof *logits);
+            }
+            gpt2_backward(m, 1.0f / c->grad_accum);
+            if (logits) {
+                if (c->grad_accum > 1) scale_grads(m->grads, m->n_params, (float)c->grad_accum);
+                int rc = write_dump(r, l, logits, e);
+                if (c->grad_accum > 1) scale_grads(m->grads, m->n_params, 1.0f / c->grad_accum);
+                free(logits);
+                if (rc) return -1;
+                printf("wrote %s (loss, logits and gradients of the first micro-batch)\n", c->dump_step);
+            }
+        }
+        float norm = grad_norm(m->grads, m->n_params);
+        if (!isfinite(loss) || !isfinite(norm))
+            return err_set(e, "step %d: the %s is %s; stopping (lower lr or check the data)", step,
+                           isfinite(loss) ? "gradient norm" : "loss", isnan(isfinite(loss) ? norm : loss) ? "NaN" : "infinite");
+        if (c->grad_clip > 0 && norm > c->grad_clip) scale_grads(m->grads, m->n_params, (float)c->grad_clip / (norm + 1e-6f));
+        opt.lr = lr;
+        gpt2_update(m, r->adam_m, r->adam_v, &opt, step);
+        double dt = now() - t0;
+        if (step > 1) { /* the first step pays for page faults */
+            timed += dt;
+            timed_steps++;
+        }
+        double avg = timed_steps ? timed / timed_steps : dt;
+        char eta[32];
+        fmt_eta(eta, sizeof eta, avg * (c->max_steps - step));
+        printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f ms | %.0f tok/s | MFU %.1f%% | ETA %s\n", step,
+               c->max_steps, loss, lr, norm, dt * 1e3, tokens / dt, 100 * flops / dt / (c->peak_gflops * 1e9), eta);
+        int do_eval = r->has_val && c->eval_interval > 0 && (step % c->eval_interval == 0 || step == c->max_steps);
+        if (do_eval) {
+            if (evaluate(r, &val, e)) return -1;
+            printf("step %5d | val loss %.4f\n", step, val);
+        }
+        fprintf(r->metrics, "%d,%.6f,", step, loss);
+        if (do_eval) fprintf(r->metrics, "%.6f", val);
+        fprintf(r->metrics, ",%.6e,%.6f,%.3f,%.1f\n", lr, norm, dt * 1e3, tokens / dt);
+        fflush(r->metrics);
+        fflush(stdout);
+    }
+    if (bpe && c->sample_tokens > 0) print_sample(r, bpe);
+    return 0;
+}
+
+int trainer_run(const Config *c, const Bpe *bpe, Err *e) {
+    if (c->threads > 0) omp_set_num_threads(c->threads);
+    Run r = {.c = c};
+    int rc = setup(&r, c, e);
+    if (rc == 0) rc = train_loop(&r, bpe, e);
+    teardown(&r);
+    return rc;
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""Writes tests/data/gpt2_ref.safetensors: a small random GPT-2 in plain
+PyTorch (Debian's python3-torch; no transformers needed), one batch, its loss,
+logits and every parameter gradient, and the losses of 5 AdamW steps with
+gradient clipping. tests/test_gpt2.c loads it and checks our C model.
+
+Weights use Hugging Face GPT-2 names and layouts (Conv1D weights [in, out]).
+Biases and LayerNorm parameters are random too, so every path is exercised.
+
+    /usr/bin/python3 scripts/make_torch_refs.py
+"""
+import json
+import math
+import os
+import struct
+
+import torch
+
+torch.manual_seed(1234)
+torch.set_num_threads(1)
+
+CFG = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, vocab_size=192)
+B, T = 2, 24
+OPT = dict(lr=1e-3, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1, grad_clip=0.5, steps=5)
+
+
+def make_params():
+    L, C, V, P = CFG["n_layer"], CFG["n_embd"], CFG["vocab_size"], CFG["block_size"]
+    r = lambda *shape, std=0.02: (torch.randn(*shape) * std).requires_grad_()
+    p = {"transformer.wte.weight": r(V, C), "transformer.wpe.weight": r(P, C)}
+    for i in range(L):
+        h = f"transformer.h.{i}."
+        p[h + "ln_1.weight"] = (1 + torch.randn(C) * 0.1).requires_grad_()
+        p[h + "ln_1.bias"] = r(C, std=0.1)
+        p[h + "attn.c_attn.weight"] = r(C, 3 * C)
+        p[h + "attn.c_attn.bias"] = r(3 * C)
+        p[h + "attn.c_proj.weight"] = r(C, C)
+        p[h + "attn.c_proj.bias"] = r(C)
+        p[h + "ln_2.weight"] = (1 + torch.randn(C) * 0.1).requires_grad_()
+        p[h + "ln_2.bias"] = r(C, std=0.1)
+        p[h + "mlp.c_fc.weight"] = r(C, 4 * C)
+        p[h + "mlp.c_fc.bias"] = r(4 * C)
+        p[h + "mlp.c_proj.weight"] = r(4 * C, C)
+        p[h + "mlp.c_proj.bias"] = r(C)
+    p["transformer.ln_f.weight"] = (1 + torch.randn(C) * 0.1).requires_grad_()
+    p["transformer.ln_f.bias"] = r(C, std=0.1)
+    return p
+
+
+def forward(p, idx):
+    """GPT-2 as in the original: pre-LN, tanh GELU, causal softmax attention."""
+    L, H, C = CFG["n_layer"], CFG["n_head"], CFG["n_embd"]
+    Bs, Ts = idx.shape
+    ln = lambda x, n: torch.nn.functional.layer_norm(x, (C,), p[n + ".weight"], p[n + ".bias"], 1e-5)
+    x = p["transformer.wte.weight"][idx] + p["transformer.wpe.weight"][:Ts]
+    mask = torch.tril(torch.ones(Ts, Ts, dtype=torch.bool))
+    for i in range(L):
+        h = f"transformer.h.{i}."
+        a = ln(x, h + "ln_1") @ p[h + "attn.c_attn.weight"] + p[h + "attn.c_attn.bias"]
+        q, k, v = (t.view(Bs, Ts, H, C // H).transpose(1, 2) for t in a.split(C, dim=2))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // H)
+        att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(Bs, Ts, C)
+        x = x + y @ p[h + "attn.c_proj.weight"] + p[h + "attn.c_proj.bias"]
+        m = ln(x, h + "ln_2") @ p[h + "mlp.c_fc.weight"] + p[h + "mlp.c_fc.bias"]
+        m = torch.nn.functional.gelu(m, approximate="tanh")
+        x = x + m @ p[h + "mlp.c_proj.weight"] + p[h + "mlp.c_proj.bias"]
+    x = ln(x, "transformer.ln_f")
+    return x @ p["transformer.wte.weight"].t()
+
+
+def write_safetensors(path, tensors, metadata):
+    header, blobs, off = {"__metadata__": metadata}, [], 0
+    for name, t in tensors.items():
+        t = t.detach().contiguous()
+        dtype = {torch.float32: "F32", torch.int32: "I32"}[t.dtype]
+        data = t.numpy().tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
+        blobs.append(data)
+        off += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
+
+
+def main():
+    p = make_params()
+    V = CFG["vocab_size"]
+    idx = torch.randint(0, V, (B, T + 1))
+    inputs, targets = idx[:, :-1].contiguous(), idx[:, 1:].contiguous()
+    out = {k: v.detach().clone() for k, v in p.items()}
+    out["inputs"] = inputs.to(torch.int32)
+    out["targets"] = targets.to(torch.int32)
+
+    logits = forward(p, inputs)
+    loss = torch.nn.functional.cross_entropy(logits.view(-1, V), targets.view(-1))
+    loss.backward()
+    out["loss"] = loss.detach().reshape(())
+    out["logits"] = logits.detach()
+    for k, v in p.items():
+        out["grad." + k] = v.grad.detach().clone()
+
+    # 5 AdamW steps on the same batch: decay on 2-D weights only, clipping on
+    decay = [v for v in p.values() if v.dim() == 2]
+    no_decay = [v for v in p.values() if v.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": OPT["weight_decay"]},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=OPT["lr"], betas=(OPT["beta1"], OPT["beta2"]), eps=OPT["eps"])
+    losses, norms = [], []
+    for step in range(OPT["steps"] + 1):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(forward(p, inputs).view(-1, V), targets.view(-1))
+        losses.append(loss.item())
+        if step == OPT["steps"]:
+            break
+        loss.backward()
+        norms.append(torch.nn.utils.clip_grad_norm_(list(p.values()), OPT["grad_clip"]).item())
+        opt.step()
+    assert norms[0] > OPT["grad_clip"], "pick a grad_clip that clips, so clipping is tested"
+    out["adamw_losses"] = torch.tensor(losses)
+    out["adamw_grad_norms"] = torch.tensor(norms)
+
+    meta = {k: str(v) for k, v in {**CFG, **OPT, "batch_size": B, "seq_len": T}.items()}
+    meta["torch"] = torch.__version__
+    path = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "gpt2_ref.safetensors")
+    write_safetensors(path, out, meta)
+    print(f"wrote {os.path.normpath(path)}: loss {out['loss'].item():.6f}, "
+          f"AdamW losses {', '.join(f'{x:.6f}' for x in losses)}, grad norms {norms[0]:.3f}..")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+/* GPT-2 against PyTorch (tests/data/gpt2_ref.safetensors, made by
+ * scripts/make_torch_refs.py): loss and logits to 1e-5, every parameter
+ * gradient to 1e-3, and the losses of 5 AdamW steps with clipping. Plus
+ * determinism: the same seed and threads give the same losses bit for bit. */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "../model/checkpoint.h"
+#include "../model/gpt2.h"
+#include "../model/optim.h"
+#include "test.h"
+
+static StFile ref;
+static GPT2Config cfg;
+static int B, T;
+static int *inputs, *targets;
+
+static double meta(const char *key) {
+    const char *p = strstr(ref.metadata, key);
+    return p ? atof(p + strlen(key) + 3) : NAN; /* "key":"value" */
+}
+
+static float *read_f32(const char *name, size_t n) {
+    const StTensor *t = st_find(&ref, name);
+    float *x = malloc(n * sizeof *x);
+    Err e;
+    if (!t || st_read(&ref, t, "F32", n, x, &e)) {
+        printf("  reference tensor %s missing\n", name);
+        memset(x, 0, n * sizeof *x);
+    }
+    return x;
+}
+
+/* max |a - b| / max |b| */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num = fmax(num, fabs((double)a[i] - b[i]));
+        den = fmax(den, fabs((double)b[i]));
+    }
+    return num / (den > 0 ? den : 1);
+}
+
+static void build(GPT2 *m) {
+    Err e;
+    CHECK(gpt2_build(m, &cfg, B, T, &e) == 0, "%s", e.msg);
+    CHECK(weights_read(m, &ref, "", m->params, &e) == 0, "%s", e.msg);
+}
+
+static void test_forward_matches_torch(void) {
+    GPT2 m;
+    build(&m);
+    float loss = gpt2_forward(&m, inputs, targets, B, T);
+    float *want = read_f32("loss", 1);
+    CHECK(fabsf(loss - want[0]) <= 1e-5f * fabsf(want[0]), "loss %.7f vs torch %.7f", loss, want[0]);
+    size_t n = (size_t)B * T * cfg.vocab_size;
+    float *logits = read_f32("logits", n);
+    double err = rel_err(m.a.logits, logits, n);
+    CHECK(err < 1e-5, "logits relative error %.2e", err);
+    free(want);
+    free(logits);
+    gpt2_free(&m);
+}
+
+static void test_gradients_match_torch(void) {
+    GPT2 m;
+    build(&m);
+    gpt2_forward(&m, inputs, targets, B, T);
+    gpt2_backward(&m, 1.0f);
+    double worst = 0;
+    char worst_name[128] = "";
+    for (int i = 0; i < gpt2_n_tensors(&m); i++) {
+        TensorInfo ti;
+        gpt2_tensor_info(&m, i, &ti);
+        size_t n = (size_t)ti.shape[0] * (size_t)(ti.ndim == 2 ? ti.shape[1] : 1);
+        char name[128];
+        snprintf(name, sizeof name, "grad.%s", ti.name);
+        float *want = read_f32(name, n), *got = malloc(n * sizeof *got);
+        if (ti.transposed) { /* ours [out, in], torch's [in, out] */
+            int R = ti.shape[1], Cc = ti.shape[0];
+            for (int r = 0; r < R; r++)
+                for (int c = 0; c < Cc; c++) got[(size_t)c * R + r] = m.grads[ti.offset + (size_t)r * Cc + c];
+        } else {
+            memcpy(got, m.grads + ti.offset, n * sizeof *got);
+        }
+        double err = rel_err(got, want, n);
+        CHECK(err < 1e-5, "%s: relative error %.2e", name, err);
+        if (err > worst) {
+            worst = err;
+            snprintf(worst_name, sizeof worst_name, "%s", name);
+        }
+        free(want);
+        free(got);
+    }
+    printf("  worst gradient relative error %.1e (%s)\n", worst, worst_name);
+    gpt2_free(&m);
+}
+
+static void test_adamw_steps_match_torch(void) {
+    GPT2 m;
+    build(&m);
+    int steps = (int)meta("steps");
+    float *want = read_f32("adamw_losses", (size_t)steps + 1), *norms = read_f32("adamw_grad_norms", (size_t)steps);
+    float *am = calloc(m.n_params, sizeof *am), *av = calloc(m.n_params, sizeof *av);
+    AdamW o = {(float)meta("lr"), (float)meta("beta1"), (float)meta("beta2"), (float)meta("eps"),
+               (float)meta("weight_decay")};
+    float clip = (float)meta("grad_clip");
+    for (int s = 0; s <= steps; s++) {
+        gpt2_zero_grad(&m);
+        float loss = gpt2_forward(&m, inputs, targets, B, T);
+        CHECK(fabsf(loss - want[s]) <= 1e-5f * want[s], "step %d: loss %.7f vs torch %.7f", s, loss, want[s]);
+        if (s == steps) break;
+        gpt2_backward(&m, 1.0f);
+        float norm = grad_norm(m.grads, m.n_params);
+        CHECK(fabsf(norm - norms[s]) <= 1e-4f * norms[s], "step %d: grad norm %.6f vs %.6f", s, norm, norms[s]);
+        if (norm > clip) scale_grads(m.grads, m.n_params, clip / (norm + 1e-6f));
+        gpt2_update(&m, am, av, &o, s + 1);
+    }
+    free(want);
+    free(norms);
+    free(am);
+    free(av);
+    gpt2_free(&m);
+}
+
+/* Ten steps from a random init; returns the losses. */
+static void run_steps(int threads, float *losses) {
+    omp_set_num_threads(threads);
+    GPT2 m;
+    Err e;
+    gpt2_build(&m, &cfg, B, T, &e);
+    gpt2_init(&m, 42);
+    float *am = calloc(m.n_params, sizeof *am), *av = calloc(m.n_params, sizeof *av);
+    AdamW o = {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f};
+    for (int s = 0; s < 10; s++) {
+        gpt2_zero_grad(&m);
+        losses[s] = gpt2_forward(&m, inputs, targets, B, T);
+        gpt2_backward(&m, 1.0f);
+        float norm = grad_norm(m.grads, m.n_params);
+        if (norm > 1.0f) scale_grads(m.grads, m.n_params, 1.0f / (norm + 1e-6f));
+        gpt2_update(&m, am, av, &o, s + 1);
+    }
+    free(am);
+    free(av);
+    gpt2_free(&m);
+}
+
+static void test_determinism(void) {
+    float a[10], b[10], c[10];
+    run_steps(2, a);
+    run_steps(2, b);
+    run_steps(1, c);
+    CHECK(memcmp(a, b, sizeof a) == 0, "two runs with 2 threads differ");
+    CHECK(memcmp(a, c, sizeof a) == 0, "1 and 2 threads differ");
+    CHECK(a[9] < a[0] - 0.5f, "training on one batch must lower the loss (%.3f -> %.3f)", a[0], a[9]);
+    omp_set_num_threads(omp_get_num_procs());
+}
+
+int main(void) {
+    Err e;
+    if (st_open(&ref, "tests/data/gpt2_ref.safetensors", &e) || !ref.metadata) {
+        printf("FAIL load_reference: %s\n", e.msg);
+        return 1;
+    }
+    cfg.n_layer = (int)meta("n_layer");
+    cfg.n_head = (int)meta("n_head");
+    cfg.n_embd = (int)meta("n_embd");
+    cfg.block_size = (int)meta("block_size");
+    cfg.vocab_size = (int)meta("vocab_size");
+    cfg.kind = &attention_softmax;
+    gpt2_config_finish(&cfg);
+    B = (int)meta("batch_size");
+    T = (int)meta("seq_len");
+    inputs = malloc((size_t)B * T * sizeof *inputs);
+    targets = malloc((size_t)B * T * sizeof *targets);
+    const StTensor *ti = st_find(&ref, "inputs"), *tt = st_find(&ref, "targets");
+    if (!ti || !tt || st_read(&ref, ti, "I32", (size_t)B * T, inputs, &e) ||
+        st_read(&ref, tt, "I32", (size_t)B * T, targets, &e)) {
+        printf("FAIL load_reference: inputs/targets\n");
+        return 1;
+    }
+    RUN(test_forward_matches_torch);
+    RUN(test_gradients_match_torch);
+    RUN(test_adamw_steps_match_torch);
+    RUN(test_determinism);
+    st_close(&ref);
+    return 0;
+}
