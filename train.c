@@ -8,6 +8,7 @@
  * Everything here is argument handling: each subcommand parses its options,
  * calls into the library, prints the library's error and exits 1 on failure. */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
@@ -17,7 +18,10 @@
 
 #include "common/err.h"
 #include "data/prepare.h"
+#include "model/checkpoint.h"
 #include "model/config.h"
+#include "model/generate.h"
+#include "model/sampler.h"
 #include "model/trainer.h"
 #include "tokenizer/bpe.h"
 
@@ -206,6 +210,18 @@ static int cmd_prepare(int argc, char **argv) {
 /* ------------------------------------------------------------------------ */
 /* train                                                                    */
 
+/* Ctrl-C / SIGTERM: the first asks the run to finish its step, checkpoint
+ * and exit 0; a second exits at once. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    if (stop_requested) _exit(128 + sig);
+    stop_requested = 1;
+    static const char msg[] = "\nsignal: finishing this step and writing a checkpoint (again to quit now)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+}
+
 static int cmd_train(int argc, char **argv) {
     Config c;
     Err e;
@@ -213,11 +229,138 @@ static int cmd_train(int argc, char **argv) {
     if (config_load(&c, argv[0], &e)) die("%s", e.msg);
     for (int i = 1; i < argc; i++)
         if (config_set_arg(&c, argv[i], &e)) die("%s", e.msg);
-    if (config_validate(&c, &e)) die("%s", e.msg);
+    if (config_validate(&c, 1, &e)) die("%s", e.msg);
     Bpe *bpe = c.sample_tokens > 0 ? load_tokenizer() : NULL;
-    int rc = trainer_run(&c, bpe, &e);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int rc = trainer_run(&c, bpe, &stop_requested, &e);
     bpe_free(bpe);
     if (rc) die("%s", e.msg);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* sample and eval                                                          */
+
+/* CKPT (an out_dir, a step directory, or hf:DIR) -> its directory and
+ * config: the run's own (state.json) when there is one, else defaults with
+ * the shape of config.json. */
+static void load_checkpoint_config(const char *ckpt, char *dir, size_t n, Config *c) {
+    Err e;
+    const char *path = strncmp(ckpt, "hf:", 3) == 0 ? ckpt + 3 : ckpt;
+    if (checkpoint_resolve(path, dir, n, &e)) die("%s", e.msg);
+    char state[PATH_MAX + 16];
+    snprintf(state, sizeof state, "%s/state.json", dir);
+    TrainState st;
+    if (access(state, F_OK) == 0) {
+        if (checkpoint_read_state(dir, &st, c, &e)) die("%s", e.msg);
+    } else {
+        config_defaults(c);
+    }
+    if (checkpoint_read_config(dir, c, &e)) die("%s", e.msg);
+}
+
+static const char *SAMPLE_USAGE =
+    "usage: ./train sample CKPT [--prompt TEXT] [--max-new-tokens N] [--temperature T]\n"
+    "                      [--top-k K] [--top-p P] [--seed S] [--no-cache]\n"
+    "  CKPT: an out_dir (its latest checkpoint), a step directory, or hf:DIR (a\n"
+    "  Hugging Face GPT-2: config.json + model.safetensors). Defaults: the prompt\n"
+    "  is <|endoftext|>, 200 tokens, temperature 1 (0 is greedy), top-k 50,\n"
+    "  top-p 1, seed 1337. --no-cache re-runs the whole context for each token.\n";
+
+static int cmd_sample(int argc, char **argv) {
+    if (argc < 1 || argv[0][0] == '-') die("sample: CKPT is required\n%s", SAMPLE_USAGE);
+    const char *prompt = NULL;
+    int64_t max_new = 200, top_k = 50, seed = 1337;
+    double temperature = 1.0, top_p = 1.0;
+    int use_cache = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (strcmp(a, "--prompt") == 0 && has) prompt = argv[++i];
+        else if (strcmp(a, "--max-new-tokens") == 0 && has) {
+            if (parse_i64(argv[++i], &max_new) || max_new < 0) die("sample: --max-new-tokens: '%s' is not a count", argv[i]);
+        } else if (strcmp(a, "--temperature") == 0 && has) {
+            if (parse_f64(argv[++i], &temperature) || !(temperature >= 0 && temperature <= 100))
+                die("sample: --temperature: '%s' is not a number in [0, 100]", argv[i]);
+        } else if (strcmp(a, "--top-k") == 0 && has) {
+            if (parse_i64(argv[++i], &top_k) || top_k < 0) die("sample: --top-k: '%s' is not a count (0: all)", argv[i]);
+        } else if (strcmp(a, "--top-p") == 0 && has) {
+            if (parse_f64(argv[++i], &top_p) || !(top_p > 0 && top_p <= 1))
+                die("sample: --top-p: '%s' is not a number in (0, 1]", argv[i]);
+        } else if (strcmp(a, "--seed") == 0 && has) {
+            if (parse_i64(argv[++i], &seed) || seed < 0) die("sample: --seed: '%s' is not a non-negative integer", argv[i]);
+        } else if (strcmp(a, "--no-cache") == 0) {
+            use_cache = 0;
+        } else if (strcmp(a, "--help") == 0) {
+            fputs(SAMPLE_USAGE, stdout);
+            return 0;
+        } else {
+            die("sample: %s '%s'\n%s", has || a[0] != '-' ? "unknown option" : "missing value for", a, SAMPLE_USAGE);
+        }
+    }
+    char dir[PATH_MAX];
+    Config c;
+    Err e;
+    load_checkpoint_config(argv[0], dir, sizeof dir, &c);
+    GPT2Config g;
+    GPT2 m;
+    Generator gen;
+    if (trainer_model_config(&c, &g, &e) || gpt2_build(&m, &g, 1, c.block_size, &e) ||
+        checkpoint_load_model(dir, &m, &e) || generator_init(&gen, &m, use_cache, &e))
+        die("sample: %s", e.msg);
+    Bpe *bpe = load_tokenizer();
+    if (bpe_vocab_size(bpe) > c.vocab_size) die("sample: the model's vocabulary (%d) is smaller than GPT-2's", c.vocab_size);
+    BpeCtx *ctx = bpe_ctx_new(bpe);
+    TokVec ids = {0};
+    tokvec_push(&ids, bpe_eot(bpe));
+    if (prompt && *prompt) {
+        ids.n = 0;
+        bpe_encode(ctx, prompt, strlen(prompt), 0, &ids);
+        fputs(prompt, stdout);
+    }
+    if ((int)ids.n >= c.block_size)
+        fprintf(stderr, "sample: the prompt has %zu tokens; the model sees the last %d\n", ids.n, c.block_size);
+    Sampler s;
+    sampler_init(&s, c.vocab_size, (float)temperature, (int)top_k, (float)top_p);
+    Rng rng;
+    rng_seed(&rng, (uint64_t)seed, 0x73616d70);
+    generator_prompt(&gen, ids.ids, (int)ids.n);
+    for (int64_t i = 0; i < max_new; i++) {
+        int tok = sampler_pick(&s, gen.logits, &rng);
+        size_t k;
+        const unsigned char *bytes = bpe_token_bytes(bpe, tok, &k);
+        if (bytes) fwrite(bytes, 1, k, stdout);
+        fflush(stdout);
+        if (i + 1 < max_new) generator_push(&gen, tok);
+    }
+    putchar('\n');
+    sampler_free(&s);
+    tokvec_free(&ids);
+    bpe_ctx_free(ctx);
+    bpe_free(bpe);
+    generator_free(&gen);
+    gpt2_free(&m);
+    return 0;
+}
+
+static int cmd_eval(int argc, char **argv) {
+    if (argc < 1 || argv[0][0] == '-')
+        die("usage: ./train eval CKPT [key=value ...]   (e.g. val_data=shards/moby/val_*.bin eval_steps=20)");
+    char dir[PATH_MAX];
+    Config c;
+    Err e;
+    int limit = 0;
+    load_checkpoint_config(argv[0], dir, sizeof dir, &c);
+    for (int i = 1; i < argc; i++) {
+        if (config_set_arg(&c, argv[i], &e)) die("eval: %s", e.msg);
+        limit |= strncmp(argv[i], "eval_steps=", 11) == 0;
+    }
+    if (config_validate(&c, 0, &e) || trainer_eval(&c, dir, limit, &e)) die("eval: %s", e.msg);
     return 0;
 }
 
@@ -226,6 +369,9 @@ static int cmd_train(int argc, char **argv) {
 static const char *USAGE =
     "usage: ./train CONFIG [key=value ...]   train a model\n"
     "       ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR [options]\n"
+    "       ./train sample CKPT [--prompt TEXT] [--max-new-tokens N] [--temperature T]\n"
+    "                      [--top-k K] [--top-p P] [--seed S] [--no-cache]\n"
+    "       ./train eval CKPT [val_data=...] [key=value ...]   validation loss and perplexity\n"
     "       ./train tokenize [--allow-special] < text      print GPT-2 token ids\n"
     "       ./train tokenize --decode < ids                print the text of ids\n";
 
@@ -240,6 +386,8 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "tokenize") == 0) return cmd_tokenize(argc - 2, argv + 2);
     if (strcmp(argv[1], "prepare") == 0) return cmd_prepare(argc - 2, argv + 2);
+    if (strcmp(argv[1], "sample") == 0) return cmd_sample(argc - 2, argv + 2);
+    if (strcmp(argv[1], "eval") == 0) return cmd_eval(argc - 2, argv + 2);
     if (argv[1][0] == '-') die("unknown option '%s'\n%s", argv[1], USAGE);
     if (access(argv[1], F_OK) != 0 && !strchr(argv[1], '.') && !strchr(argv[1], '/'))
         die("unknown command '%s'\n%s", argv[1], USAGE);

@@ -33,6 +33,13 @@ typedef struct {
     /* accumulates (+=) into dqkv and dparams */
     void (*backward)(const AttnConfig *, const float *params, const float *qkv, const float *out,
                      const float *saved, const float *dout, float *dqkv, float *dparams, int B, int T);
+    /* Generation, one position at a time: the floats of decoding state per
+     * layer for contexts up to T (softmax: the K and V cache), and a step
+     * that takes position t's q, k, v (qkv_t [3C]), updates the state, and
+     * writes out_t [C] (out_t NULL: only update the state). */
+    size_t (*n_state)(const AttnConfig *, int T);
+    void (*decode)(const AttnConfig *, const float *params, const float *qkv_t, float *state, int t,
+                   float *out_t);
 } AttentionKind;
 
 extern const AttentionKind attention_softmax;

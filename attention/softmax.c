@@ -145,6 +145,39 @@ static void softmax_backward(const AttnConfig *a, const float *params, const flo
     }
 }
 
+/* Decoding: the state is the K and V cache, [T][2C]. */
+static size_t softmax_n_state(const AttnConfig *a, int T) { return (size_t)T * 2 * a->n_embd; }
+
+static void softmax_decode(const AttnConfig *a, const float *params, const float *qkv_t, float *state, int t,
+                           float *out_t) {
+    const int C = a->n_embd, hs = a->head_size;
+    memcpy(state + (size_t)t * 2 * C, qkv_t + C, 2 * (size_t)C * sizeof *state);
+    if (!out_t) return;
+    const float scale = 1.0f / sqrtf((float)hs);
+    float *w = tile_scratch((size_t)t + 1);
+    for (int h = 0; h < a->n_head; h++) {
+        const float *q = qkv_t + h * hs;
+        float mx = -INFINITY;
+        for (int j = 0; j <= t; j++) {
+            const float *k = state + (size_t)j * 2 * C + h * hs;
+            float s = 0.0f;
+            for (int d = 0; d < hs; d++) s += q[d] * k[d];
+            w[j] = s * scale;
+            mx = fmaxf(mx, w[j]);
+        }
+        float sum = 0.0f;
+        for (int j = 0; j <= t; j++) sum += (w[j] = exp_fast(w[j] - mx));
+        float *o = out_t + h * hs;
+        memset(o, 0, (size_t)hs * sizeof *o);
+        for (int j = 0; j <= t; j++) {
+            const float *v = state + (size_t)j * 2 * C + C + h * hs;
+            float p = w[j] / sum;
+            for (int d = 0; d < hs; d++) o[d] += p * v[d];
+        }
+    }
+}
+
 const AttentionKind attention_softmax = {
     "softmax", softmax_n_params, softmax_n_saved, softmax_init, softmax_forward, softmax_backward,
+    softmax_n_state, softmax_decode,
 };

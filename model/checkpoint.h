@@ -1,8 +1,19 @@
-/* Model tensors in safetensors files under Hugging Face GPT-2 names and
- * layouts (Conv1D weights stored [in, out], transposed from ours). */
+/* Checkpoints: a directory out_dir/step_%08d/ with
+ *   model.safetensors      parameters under Hugging Face GPT-2 names and
+ *                          layouts (Conv1D weights [in, out]), metadata format=pt
+ *   optimizer.safetensors  AdamW moments, exp_avg.<name> and exp_avg_sq.<name>
+ *   config.json            Hugging Face GPT2Config keys plus the attention keys
+ *   state.json             step, RNG state, loader position, the resolved
+ *                          config, and the size and CRC-32 of each file above
+ * written into a temporary directory, fsynced, renamed into place; then
+ * out_dir/latest (a one-line file naming the directory) is replaced by
+ * rename. A crash at any moment leaves `latest` naming a complete checkpoint.
+ * A softmax checkpoint directory loads in transformers' from_pretrained. */
 #ifndef MODEL_CHECKPOINT_H
 #define MODEL_CHECKPOINT_H
 
+#include "../data/loader.h"
+#include "config.h"
 #include "gpt2.h"
 #include "safetensors.h"
 
@@ -11,7 +22,34 @@ void weights_describe(const GPT2 *m, const char *prefix, StTensor *t);
 /* Writes the tensors of base (a buffer in the parameter layout: params,
  * grads or a moment) in weights_describe's order. */
 int weights_write(const GPT2 *m, StWriter *w, const float *base, Err *e);
-/* Reads every tensor prefix + name from f into base, checking shapes. */
+/* Reads every tensor prefix + name from f into base, checking shapes. Names
+ * without the "transformer." prefix (a bare GPT2Model) are accepted too. */
 int weights_read(const GPT2 *m, const StFile *f, const char *prefix, float *base, Err *e);
+
+typedef struct {
+    int64_t step;          /* optimiser steps done */
+    LoaderPos loader;      /* the training loader's next position */
+    Rng rng;               /* the run's RNG */
+} TrainState;
+
+/* Writes out_dir/step_<step>/ atomically, points `latest` at it, and keeps
+ * the newest c->keep_checkpoints. */
+int checkpoint_save(const char *out_dir, const GPT2 *m, const float *adam_m, const float *adam_v,
+                    const Config *c, const TrainState *st, Err *e);
+
+/* CKPT -> a checkpoint directory: a directory holding model.safetensors, or
+ * an out_dir whose `latest` names one. */
+int checkpoint_resolve(const char *ckpt, char *dir, size_t n, Err *e);
+/* Whether out_dir has a `latest` checkpoint. */
+int checkpoint_exists(const char *out_dir);
+
+/* Model shape and attention keys from dir/config.json (ours or Hugging
+ * Face's) into c. */
+int checkpoint_read_config(const char *dir, Config *c, Err *e);
+/* dir/state.json: checks each file's size and CRC-32, then fills st and
+ * `saved` (the config of the run that wrote it, on top of defaults). */
+int checkpoint_read_state(const char *dir, TrainState *st, Config *saved, Err *e);
+int checkpoint_load_model(const char *dir, GPT2 *m, Err *e);
+int checkpoint_load_optimizer(const char *dir, const GPT2 *m, float *adam_m, float *adam_v, Err *e);
 
 #endif

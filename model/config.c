@@ -55,7 +55,8 @@ static const Key KEYS[] = {
     {"shuffle", K_INT, F(shuffle), "1", 0, 1, NULL, "shuffle training windows each epoch"},
     {"train_data", K_STR, F(train_data), "", 0, 0, NULL, "glob of training shards (required)"},
     {"val_data", K_STR, F(val_data), "", 0, 0, NULL, "glob of validation shards; empty is none"},
-    {"init_from", K_STR, F(init_from), "", 0, 0, NULL, "empty is random initialisation"},
+    {"init_from", K_STR, F(init_from), "", 0, 0, NULL, "weights to start from: a checkpoint or hf:DIR; empty is random"},
+    {"resume", K_STR, F(resume), "auto", 0, 0, NULL, "auto (continue out_dir/latest), never, or a checkpoint"},
     {"sample_tokens", K_INT, F(sample_tokens), "0", 0, 1 << 20, NULL, "tokens to sample after training"},
     {"peak_gflops", K_REAL, F(peak_gflops), "350", 1e-3, 1e9, NULL, "machine peak for MFU (fp32 SGEMM, 2 cores: 350)"},
     {"dump_step", K_STR, F(dump_step), "", 0, 0, NULL, "write loss, logits and grads of step 1 here"},
@@ -171,7 +172,7 @@ int config_set_arg(Config *c, const char *arg, Err *e) {
     return 0;
 }
 
-int config_validate(const Config *c, Err *e) {
+int config_validate(const Config *c, int need_train, Err *e) {
     if (c->n_embd % c->n_head)
         return err_set(e, "n_embd (%d) must be divisible by n_head (%d)", c->n_embd, c->n_head);
     if (c->seq_len > c->block_size)
@@ -182,7 +183,7 @@ int config_validate(const Config *c, Err *e) {
         return err_set(e, "min_lr (%g) must be at most lr (%g)", c->min_lr, c->lr);
     if (strcmp(c->attention, "softmax") != 0)
         return err_set(e, "attention: '%s' is not available in this build yet (softmax is)", c->attention);
-    if (!c->train_data[0]) return err_set(e, "train_data: required (a glob of shards from ./train prepare)");
+    if (need_train && !c->train_data[0]) return err_set(e, "train_data: required (a glob of shards from ./train prepare)");
     return 0;
 }
 
@@ -191,7 +192,12 @@ static void format_value(const Config *c, const Key *k, char *out, size_t n) {
     switch (k->type) {
     case K_INT: snprintf(out, n, "%d", *(const int *)base); break;
     case K_I64: snprintf(out, n, "%lld", (long long)*(const int64_t *)base); break;
-    case K_REAL: snprintf(out, n, "%.17g", *(const double *)base); break;
+    case K_REAL: /* the shortest text that reads back as the same double */
+        for (int prec = 6; prec <= 17; prec++) {
+            snprintf(out, n, "%.*g", prec, *(const double *)base);
+            if (strtod(out, NULL) == *(const double *)base) break;
+        }
+        break;
     default: snprintf(out, n, "%s", base); break;
     }
 }
@@ -206,6 +212,11 @@ void config_help(FILE *f) {
                 k->choices ? k->choices : "");
     }
 }
+
+int config_n_keys(void) { return (int)N_KEYS; }
+const char *config_key(int i) { return KEYS[i].name; }
+void config_format(const Config *c, int i, char *out, size_t n) { format_value(c, &KEYS[i], out, n); }
+int config_set(Config *c, int i, const char *value, Err *e) { return set_key(c, &KEYS[i], value, e); }
 
 void config_write(const Config *c, FILE *f) {
     char v[CONFIG_STR + 32];

@@ -35,7 +35,7 @@ typedef struct {
     char out_dir[CONFIG_STR];
     int64_t seed;
     int threads, shuffle;
-    char train_data[CONFIG_STR], val_data[CONFIG_STR], init_from[CONFIG_STR];
+    char train_data[CONFIG_STR], val_data[CONFIG_STR], init_from[CONFIG_STR], resume[CONFIG_STR];
     /* reporting and debugging */
     int sample_tokens;
     double peak_gflops;
@@ -47,11 +47,19 @@ void config_defaults(Config *c);
 int config_load(Config *c, const char *path, Err *e);
 /* Applies one "key=value" override. */
 int config_set_arg(Config *c, const char *arg, Err *e);
-/* Checks the combination of keys; run after everything is set. */
-int config_validate(const Config *c, Err *e);
+/* Checks the combination of keys; run after everything is set. With
+ * need_train, train_data is required. */
+int config_validate(const Config *c, int need_train, Err *e);
 /* Prints every key with its default and a description. */
 void config_help(FILE *f);
 /* Writes the resolved config as "key = value" lines. */
 void config_write(const Config *c, FILE *f);
+
+/* The keys, for saving a config and comparing two. */
+int config_n_keys(void);
+const char *config_key(int i);
+void config_format(const Config *c, int i, char *out, size_t n);
+/* Sets key i from text (as a file line would). */
+int config_set(Config *c, int i, const char *value, Err *e);
 
 #endif

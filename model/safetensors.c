@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define MAX_HEADER (100u << 20)
 
@@ -62,8 +63,11 @@ int st_writer_open(StWriter *w, const char *path, StTensor *tensors, int n, cons
     uint64_t hl = padded;
     unsigned char le[8];
     for (int k = 0; k < 8; k++) le[k] = (unsigned char)(hl >> (8 * k));
-    int ok = fwrite(le, 8, 1, w->f) == 1 && fwrite(text, len, 1, w->f) == 1;
-    for (size_t k = len; ok && k < padded; k++) ok = fputc(' ', w->f) != EOF;
+    text = realloc(text, padded + 1);
+    memset(text + len, ' ', padded - len);
+    int ok = text && fwrite(le, 8, 1, w->f) == 1 && fwrite(text, padded, 1, w->f) == 1;
+    w->crc = (uint32_t)crc32(crc32(0L, le, 8), (const Bytef *)text, (uInt)padded);
+    w->bytes = 8 + padded;
     free(text);
     if (!ok) {
         st_writer_abort(w);
@@ -74,7 +78,9 @@ int st_writer_open(StWriter *w, const char *path, StTensor *tensors, int n, cons
 
 int st_writer_data(StWriter *w, const void *data, size_t nbytes, Err *e) {
     if (nbytes && fwrite(data, 1, nbytes, w->f) != nbytes) return err_sys(e, "%s: cannot write", w->path);
+    w->crc = (uint32_t)crc32_z(w->crc, data, nbytes);
     w->written += nbytes;
+    w->bytes += nbytes;
     return 0;
 }
 

@@ -28,6 +28,8 @@ typedef struct {
     FILE *f;
     char path[4096];
     uint64_t written, expected;
+    uint64_t bytes;         /* file bytes so far, header included */
+    uint32_t crc;           /* zlib CRC-32 of those bytes */
 } StWriter;
 
 /* metadata: NULL or a JSON object of string values (borrowed, as text). */

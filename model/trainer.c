@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -16,14 +17,22 @@
 #include "sampler.h"
 
 typedef struct {
-    const Config *c;
+    Config cfg;                 /* the run's config: init_from may set the shape */
+    const Config *c;            /* = &cfg */
     GPT2 model;
     Loader train, val;
     int has_train, has_val;
     float *adam_m, *adam_v;
     int *inputs, *targets;
     FILE *metrics;
+    TrainState st;              /* step done so far, RNG; the loader keeps its own position */
+    int64_t saved_step;         /* the step of the newest checkpoint written */
 } Run;
+
+/* Keys that must match to resume: the model and the data order. */
+static const char *const FIXED_KEYS[] = {"n_layer", "n_head", "n_embd", "block_size", "vocab_size", "attention",
+                                         "degree", "sketch", "sketch_size", "attn_block", "local_exact",
+                                         "batch_size", "seq_len", "grad_accum", "train_data", "shuffle", "seed"};
 
 static double now(void) {
     struct timespec ts;
@@ -45,7 +54,7 @@ static int mkdir_p(const char *path, Err *e) {
     }
 }
 
-static int model_config(const Config *c, GPT2Config *g, Err *e) {
+int trainer_model_config(const Config *c, GPT2Config *g, Err *e) {
     memset(g, 0, sizeof *g);
     g->n_layer = c->n_layer;
     g->n_head = c->n_head;
@@ -108,12 +117,10 @@ static void print_sample(Run *r, const Bpe *bpe) {
     ctx[0] = bpe_eot(bpe);
     Sampler s;
     sampler_init(&s, V, 1.0f, 40, 1.0f);
-    Rng rng;
-    rng_seed(&rng, (uint64_t)c->seed, 0x73616d70);
     printf("sample (%d tokens, temperature 1, top-k 40):\n", n);
     for (int i = 0; i < n; i++) {
         gpt2_forward(&r->model, ctx, NULL, 1, len);
-        int tok = sampler_pick(&s, r->model.a.logits + (size_t)(len - 1) * V, &rng);
+        int tok = sampler_pick(&s, r->model.a.logits + (size_t)(len - 1) * V, &r->st.rng);
         size_t k;
         const unsigned char *bytes = bpe_token_bytes(bpe, tok, &k);
         if (bytes) fwrite(bytes, 1, k, stdout);
@@ -135,12 +142,81 @@ static void fmt_eta(char *out, size_t n, double sec) {
     else snprintf(out, n, "%dm%02ds", s / 60, s % 60);
 }
 
-static int setup(Run *r, const Config *c, Err *e) {
+static int dir_is_empty(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return 1;
+    struct dirent *de;
+    int empty = 1;
+    while (empty && (de = readdir(d)) != NULL) empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+    closedir(d);
+    return empty;
+}
+
+/* Compares the checkpoint's config with ours: fixed keys must be equal;
+ * other changes are printed. */
+static int compare_configs(const Config *saved, const Config *now, const char *dir, Err *e) {
+    char a[CONFIG_STR + 32], b[CONFIG_STR + 32];
+    for (int i = 0; i < config_n_keys(); i++) {
+        const char *k = config_key(i);
+        config_format(saved, i, a, sizeof a);
+        config_format(now, i, b, sizeof b);
+        if (strcmp(a, b) == 0 || strcmp(k, "resume") == 0 || strcmp(k, "init_from") == 0) continue;
+        int fixed = 0;
+        for (size_t j = 0; j < sizeof FIXED_KEYS / sizeof *FIXED_KEYS; j++) fixed |= strcmp(k, FIXED_KEYS[j]) == 0;
+        if (fixed)
+            return err_set(e, "cannot resume from %s: %s is '%s' there but '%s' now (the model and the data order "
+                              "must match; to start a new run from these weights use init_from=%s with a new "
+                              "out_dir)", dir, k, a, b, dir);
+        printf("resume: %s changed from '%s' to '%s'\n", k, a, b);
+    }
+    return 0;
+}
+
+/* Keeps metrics.csv rows up to `step` (later ones are about to be redone). */
+static int trim_metrics(const char *path, int64_t step, Err *e) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char tmp[CONFIG_STR + 48], line[1024];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *o = fopen(tmp, "w");
+    if (!o) {
+        fclose(f);
+        return err_sys(e, "%s: cannot write", tmp);
+    }
+    for (int n = 0; fgets(line, sizeof line, f); n++) /* a line without '\n' was cut by a kill */
+        if (strchr(line, '\n') && (n == 0 || strtoll(line, NULL, 10) <= step)) fputs(line, o);
+    fclose(f);
+    int bad = fclose(o) != 0;
+    if (bad || rename(tmp, path) != 0) return err_sys(e, "%s: cannot rewrite", path);
+    return 0;
+}
+
+static int setup(Run *r, Err *e) {
+    Config *c = &r->cfg;
+    char ckpt[CONFIG_STR + 64] = "", init[CONFIG_STR + 64] = "";
+    if (mkdir_p(c->out_dir, e)) return -1;
+    if (strcmp(c->resume, "never") == 0) {
+        if (!dir_is_empty(c->out_dir))
+            return err_set(e, "out_dir %s is not empty and resume=never refuses to overwrite it (use another "
+                              "out_dir, or resume=auto to continue it)", c->out_dir);
+    } else if (strcmp(c->resume, "auto") == 0) {
+        if (checkpoint_exists(c->out_dir) && checkpoint_resolve(c->out_dir, ckpt, sizeof ckpt, e)) return -1;
+    } else if (checkpoint_resolve(c->resume, ckpt, sizeof ckpt, e)) {
+        return -1;
+    }
+    if (!ckpt[0] && c->init_from[0]) {
+        const char *src = strncmp(c->init_from, "hf:", 3) == 0 ? c->init_from + 3 : c->init_from;
+        if (checkpoint_resolve(src, init, sizeof init, e)) return -1;
+        Config before = *c;
+        if (checkpoint_read_config(init, c, e) || config_validate(c, 1, e)) return -1;
+        if (c->n_layer != before.n_layer || c->n_embd != before.n_embd || c->n_head != before.n_head ||
+            c->block_size != before.block_size || c->vocab_size != before.vocab_size)
+            printf("init_from: the model shape comes from %s/config.json: %d layers, %d heads, %d wide, "
+                   "context %d, vocabulary %d\n", init, c->n_layer, c->n_head, c->n_embd, c->block_size, c->vocab_size);
+    }
     GPT2Config g;
-    if (model_config(c, &g, e)) return -1;
-    if (c->init_from[0]) return err_set(e, "init_from: loading weights is not available in this build yet");
+    if (trainer_model_config(c, &g, e)) return -1;
     if (gpt2_build(&r->model, &g, c->batch_size, c->seq_len, e)) return -1;
-    gpt2_init(&r->model, (uint64_t)c->seed);
     if (loader_open(&r->train, "train_data", c->train_data, c->batch_size, c->seq_len, c->shuffle, (uint64_t)c->seed,
                     c->vocab_size, e))
         return -1;
@@ -156,17 +232,46 @@ static int setup(Run *r, const Config *c, Err *e) {
     r->inputs = malloc(bt * sizeof(int));
     r->targets = malloc(bt * sizeof(int));
     if (!r->adam_m || !r->adam_v || !r->inputs || !r->targets) return err_set(e, "out of memory for optimiser state");
-    if (mkdir_p(c->out_dir, e)) return -1;
+    rng_seed(&r->st.rng, (uint64_t)c->seed, 0x72756e);
+    r->saved_step = -1;
+
     char path[CONFIG_STR + 32];
+    snprintf(path, sizeof path, "%s/metrics.csv", c->out_dir);
+    if (ckpt[0]) {
+        Config saved;
+        TrainState st;
+        if (checkpoint_read_state(ckpt, &st, &saved, e) || compare_configs(&saved, c, ckpt, e) ||
+            checkpoint_load_model(ckpt, &r->model, e) ||
+            checkpoint_load_optimizer(ckpt, &r->model, r->adam_m, r->adam_v, e) ||
+            loader_seek(&r->train, st.loader, e) || trim_metrics(path, st.step, e))
+            return -1;
+        r->st = st;
+        r->saved_step = st.step;
+        printf("resumed from %s at step %lld\n", ckpt, (long long)st.step);
+    } else if (init[0]) {
+        if (checkpoint_load_model(init, &r->model, e)) return -1;
+        printf("initialised from %s\n", init);
+    } else {
+        gpt2_init(&r->model, (uint64_t)c->seed);
+    }
     snprintf(path, sizeof path, "%s/config.cfg", c->out_dir);
     FILE *f = fopen(path, "w");
     if (!f) return err_sys(e, "%s: cannot write", path);
     config_write(c, f);
     fclose(f);
     snprintf(path, sizeof path, "%s/metrics.csv", c->out_dir);
-    r->metrics = fopen(path, "w");
+    r->metrics = fopen(path, ckpt[0] ? "a" : "w");
     if (!r->metrics) return err_sys(e, "%s: cannot write", path);
-    fprintf(r->metrics, "step,loss,val_loss,lr,grad_norm,ms,tok_per_s\n");
+    if (!ckpt[0]) fprintf(r->metrics, "step,loss,val_loss,lr,grad_norm,ms,tok_per_s\n");
+    return 0;
+}
+
+static int save(Run *r, Err *e) {
+    double t0 = now();
+    r->st.loader = loader_tell(&r->train);
+    if (checkpoint_save(r->c->out_dir, &r->model, r->adam_m, r->adam_v, r->c, &r->st, e)) return -1;
+    r->saved_step = r->st.step;
+    printf("checkpoint: %s/step_%08lld (%.1f s)\n", r->c->out_dir, (long long)r->st.step, now() - t0);
     return 0;
 }
 
@@ -181,7 +286,7 @@ static void teardown(Run *r) {
     if (r->metrics) fclose(r->metrics);
 }
 
-static int train_loop(Run *r, const Bpe *bpe, Err *e) {
+static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *e) {
     const Config *c = r->c;
     GPT2 *m = &r->model;
     const int B = c->batch_size, T = c->seq_len;
@@ -193,14 +298,16 @@ static int train_loop(Run *r, const Bpe *bpe, Err *e) {
            c->n_head, c->n_embd, c->attention, (double)m->n_params / 1e6, omp_get_max_threads());
     printf("data: %lld training windows of %d x %d tokens\n", (long long)r->train.total_samples, B, T);
     float val;
-    if (r->has_val && c->eval_interval > 0) {
+    int first = (int)r->st.step + 1;
+    if (first > c->max_steps) printf("already at step %lld of max_steps %d: nothing to train\n", (long long)r->st.step, c->max_steps);
+    if (first == 1 && r->has_val && c->eval_interval > 0) {
         if (evaluate(r, &val, e)) return -1;
         printf("step %5d | val loss %.4f\n", 0, val);
         fprintf(r->metrics, "0,,%.6f,,,,\n", val);
     }
     double timed = 0;
     int timed_steps = 0;
-    for (int step = 1; step <= c->max_steps; step++) {
+    for (int step = first; step <= c->max_steps; step++) {
         double t0 = now();
         float lr = lr_at(step - 1, c->max_steps, c->warmup_steps, (float)c->lr, (float)c->min_lr, sched);
         double loss = 0;
@@ -247,21 +354,66 @@ static int train_loop(Run *r, const Bpe *bpe, Err *e) {
             if (evaluate(r, &val, e)) return -1;
             printf("step %5d | val loss %.4f\n", step, val);
         }
-        fprintf(r->metrics, "%d,%.6f,", step, loss);
-        if (do_eval) fprintf(r->metrics, "%.6f", val);
-        fprintf(r->metrics, ",%.6e,%.6f,%.3f,%.1f\n", lr, norm, dt * 1e3, tokens / dt);
+        char row[256], vs[32] = "";
+        if (do_eval) snprintf(vs, sizeof vs, "%.6f", val);
+        snprintf(row, sizeof row, "%d,%.6f,%s,%.6e,%.6f,%.3f,%.1f\n", step, loss, vs, lr, norm, dt * 1e3, tokens / dt);
+        fputs(row, r->metrics); /* one write: a kill leaves a whole row or a cut last line */
         fflush(r->metrics);
+        r->st.step = step;
+        if ((c->checkpoint_interval > 0 && step % c->checkpoint_interval == 0) || (stop && *stop)) {
+            if (save(r, e)) return -1;
+        }
         fflush(stdout);
+        if (stop && *stop) {
+            printf("stopped by a signal after step %d; resume with the same command\n", step);
+            return 0;
+        }
     }
+    if (r->saved_step != r->st.step && save(r, e)) return -1;
     if (bpe && c->sample_tokens > 0) print_sample(r, bpe);
     return 0;
 }
 
-int trainer_run(const Config *c, const Bpe *bpe, Err *e) {
+int trainer_run(const Config *c, const Bpe *bpe, volatile sig_atomic_t *stop, Err *e) {
     if (c->threads > 0) omp_set_num_threads(c->threads);
-    Run r = {.c = c};
-    int rc = setup(&r, c, e);
-    if (rc == 0) rc = train_loop(&r, bpe, e);
+    Run r = {.cfg = *c};
+    r.c = &r.cfg;
+    int rc = setup(&r, e);
+    if (rc == 0) rc = train_loop(&r, bpe, stop, e);
     teardown(&r);
+    return rc;
+}
+
+int trainer_eval(const Config *c, const char *ckpt_dir, int limit, Err *e) {
+    if (c->threads > 0) omp_set_num_threads(c->threads);
+    if (!c->val_data[0]) return err_set(e, "val_data: required (a glob of shards), e.g. val_data=shards/moby/val_*.bin");
+    GPT2Config g;
+    GPT2 m;
+    Loader val;
+    if (trainer_model_config(c, &g, e) || gpt2_build(&m, &g, c->batch_size, c->seq_len, e)) return -1;
+    int rc = checkpoint_load_model(ckpt_dir, &m, e);
+    if (rc == 0) rc = loader_open(&val, "val_data", c->val_data, c->batch_size, c->seq_len, 0, 0, c->vocab_size, e);
+    if (rc) {
+        gpt2_free(&m);
+        return -1;
+    }
+    int64_t n = val.total_samples;
+    if (limit && c->eval_steps < n) n = c->eval_steps;
+    size_t bt = (size_t)c->batch_size * c->seq_len;
+    int *x = xmalloc(bt * sizeof *x), *y = xmalloc(bt * sizeof *y);
+    double sum = 0, t0 = now();
+    for (int64_t i = 0; rc == 0 && i < n; i++) {
+        rc = loader_next(&val, x, y, e);
+        if (rc == 0) sum += gpt2_forward(&m, x, y, c->batch_size, c->seq_len);
+    }
+    if (rc == 0) {
+        double loss = sum / (double)n;
+        printf("%s: val loss %.4f, perplexity %.2f (%lld batches of %d x %d tokens, %.1f s)\n", ckpt_dir, loss, exp(loss),
+               (long long)n, c->batch_size, c->seq_len, now() - t0);
+    }
+    free(x);
+    free(y);
+    loader_close(&val);
+    gpt2_free(&m);
     return rc;
 }

@@ -4,6 +4,12 @@ PyTorch (Debian's python3-torch; no transformers needed), one batch, its loss,
 logits and every parameter gradient, and the losses of 5 AdamW steps with
 gradient clipping. tests/test_gpt2.c loads it and checks our C model.
 
+Also writes tests/data/hf_tiny/: the same weights as
+GPT2LMHeadModel.save_pretrained lays them out (config.json with Hugging Face's
+keys, model.safetensors with "transformer." names, metadata format=pt, the
+tied lm_head left out, and a legacy attn.masked_bias buffer that loaders must
+ignore), for the init_from=hf:DIR and checkpoint-layout tests.
+
 Weights use Hugging Face GPT-2 names and layouts (Conv1D weights [in, out]).
 Biases and LayerNorm parameters are random too, so every path is exercised.
 
@@ -123,6 +129,23 @@ def main():
     assert norms[0] > OPT["grad_clip"], "pick a grad_clip that clips, so clipping is tested"
     out["adamw_losses"] = torch.tensor(losses)
     out["adamw_grad_norms"] = torch.tensor(norms)
+
+    hf = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "hf_tiny")
+    os.makedirs(hf, exist_ok=True)
+    weights = {k: out[k] for k in p}
+    weights["transformer.h.0.attn.masked_bias"] = torch.tensor(-1e4)
+    write_safetensors(os.path.join(hf, "model.safetensors"), weights, {"format": "pt"})
+    with open(os.path.join(hf, "config.json"), "w") as f:
+        json.dump({"activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"], "attn_pdrop": 0.1,
+                   "bos_token_id": 50256, "embd_pdrop": 0.1, "eos_token_id": 50256, "initializer_range": 0.02,
+                   "layer_norm_epsilon": 1e-05, "model_type": "gpt2", "n_ctx": CFG["block_size"],
+                   "n_embd": CFG["n_embd"], "n_head": CFG["n_head"], "n_inner": None, "n_layer": CFG["n_layer"],
+                   "n_positions": CFG["block_size"], "reorder_and_upcast_attn": False, "resid_pdrop": 0.1,
+                   "scale_attn_by_inverse_layer_idx": False, "scale_attn_weights": True,
+                   "summary_activation": None, "summary_first_dropout": 0.1, "summary_proj_to_labels": True,
+                   "summary_type": "cls_index", "summary_use_proj": True, "torch_dtype": "float32",
+                   "transformers_version": "4.46.0", "use_cache": True, "vocab_size": CFG["vocab_size"]},
+                  f, indent=2, sort_keys=True)
 
     meta = {k: str(v) for k, v in {**CFG, **OPT, "batch_size": B, "seq_len": T}.items()}
     meta["torch"] = torch.__version__

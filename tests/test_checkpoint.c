@@ -1,0 +1,233 @@
+/* Checkpoints and Hugging Face interop: a GPT-2 saved by (the layout of)
+ * save_pretrained loads and gives PyTorch's logits; our checkpoint writes
+ * exactly that layout back; save/load round trips; `latest` and pruning;
+ * and every kind of damage is an error naming the file. */
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../model/checkpoint.h"
+#include "../model/trainer.h"
+#include "test.h"
+
+static StFile ref;
+static char root[] = "/tmp/test_ckpt_XXXXXX";
+
+static void tiny_config(Config *c) {
+    config_defaults(c);
+    Err e;
+    if (checkpoint_read_config("tests/data/hf_tiny", c, &e)) printf("  %s\n", e.msg);
+    c->batch_size = 2;
+    c->seq_len = 24;
+    c->keep_checkpoints = 2;
+}
+
+static void build(GPT2 *m, const Config *c) {
+    GPT2Config g;
+    Err e;
+    CHECK(trainer_model_config(c, &g, &e) == 0 && gpt2_build(m, &g, c->batch_size, c->seq_len, &e) == 0, "%s", e.msg);
+}
+
+static void test_hf_directory_loads_and_matches_torch(void) {
+    Config c;
+    tiny_config(&c);
+    CHECK(c.n_layer == 2 && c.n_head == 2 && c.n_embd == 32 && c.block_size == 32 && c.vocab_size == 192,
+          "shape from config.json: %d %d %d %d %d", c.n_layer, c.n_head, c.n_embd, c.block_size, c.vocab_size);
+    GPT2 m;
+    build(&m, &c);
+    Err e;
+    CHECK(checkpoint_load_model("tests/data/hf_tiny", &m, &e) == 0, "%s", e.msg);
+    int in[48];
+    const StTensor *ti = st_find(&ref, "inputs"), *tl = st_find(&ref, "logits");
+    CHECK(ti && st_read(&ref, ti, "I32", 48, in, &e) == 0, "inputs");
+    float *want = malloc((size_t)st_numel(tl) * sizeof *want);
+    st_read(&ref, tl, "F32", (size_t)st_numel(tl), want, &e);
+    gpt2_forward(&m, in, NULL, 2, 24);
+    double err = 0, scale = 0;
+    for (int64_t i = 0; i < st_numel(tl); i++) {
+        err = fmax(err, fabs(m.a.logits[i] - want[i]));
+        scale = fmax(scale, fabs(want[i]));
+    }
+    CHECK(err < 1e-5 * scale, "logits differ from torch by %g", err / scale);
+    free(want);
+    gpt2_free(&m);
+}
+
+/* Our checkpoint's model.safetensors holds the same tensors, byte for byte,
+ * as the Hugging Face layout the reference script wrote. */
+static void test_checkpoint_layout_is_hugging_face(void) {
+    Config c;
+    tiny_config(&c);
+    snprintf(c.out_dir, sizeof c.out_dir, "%s/run", root);
+    mkdir(c.out_dir, 0777);
+    GPT2 m;
+    build(&m, &c);
+    Err e;
+    checkpoint_load_model("tests/data/hf_tiny", &m, &e);
+    float *am = calloc(m.n_params, sizeof *am), *av = calloc(m.n_params, sizeof *av);
+    TrainState st = {7, {1, 0, 3}, {{1, 2, 3, 4}}};
+    CHECK(checkpoint_save(c.out_dir, &m, am, av, &c, &st, &e) == 0, "%s", e.msg);
+    char dir[4096], path[4200];
+    CHECK(checkpoint_resolve(c.out_dir, dir, sizeof dir, &e) == 0 && strstr(dir, "step_00000007"), "%s", e.msg);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    StFile ours, theirs;
+    CHECK(st_open(&ours, path, &e) == 0, "%s", e.msg);
+    CHECK(st_open(&theirs, "tests/data/hf_tiny/model.safetensors", &e) == 0, "%s", e.msg);
+    CHECK(ours.n == gpt2_n_tensors(&m) && ours.metadata && strstr(ours.metadata, "\"format\":\"pt\""),
+          "%d tensors, metadata %s", ours.n, ours.metadata ? ours.metadata : "none");
+    int same = 1;
+    for (int i = 0; i < ours.n; i++) {
+        const StTensor *a = &ours.t[i], *b = st_find(&theirs, a->name);
+        if (!b || a->ndim != b->ndim || memcmp(a->shape, b->shape, sizeof a->shape) || strcmp(a->dtype, b->dtype)) {
+            same = 0;
+            printf("  %s: no match in the reference\n", a->name);
+            continue;
+        }
+        size_t n = (size_t)st_numel(a);
+        float *x = malloc(n * 4), *y = malloc(n * 4);
+        st_read(&ours, a, "F32", n, x, &e);
+        st_read(&theirs, b, "F32", n, y, &e);
+        same &= memcmp(x, y, n * 4) == 0;
+        free(x);
+        free(y);
+    }
+    CHECK(same, "tensors differ from the Hugging Face layout");
+    st_close(&ours);
+    st_close(&theirs);
+
+    /* state and config come back */
+    Config saved, back;
+    TrainState st2;
+    CHECK(checkpoint_read_state(dir, &st2, &saved, &e) == 0, "%s", e.msg);
+    CHECK(st2.step == 7 && st2.loader.epoch == 1 && st2.loader.sample == 3 && st2.rng.s[3] == 4, "state fields");
+    CHECK(saved.n_embd == 32 && saved.batch_size == 2 && strcmp(saved.out_dir, c.out_dir) == 0, "saved config");
+    config_defaults(&back);
+    CHECK(checkpoint_read_config(dir, &back, &e) == 0 && back.n_layer == 2 && back.vocab_size == 192, "%s", e.msg);
+
+    /* parameters and moments round trip */
+    for (size_t i = 0; i < m.n_params; i++) {
+        am[i] = (float)i * 1e-3f;
+        av[i] = (float)i * 2e-3f;
+    }
+    st.step = 9;
+    CHECK(checkpoint_save(c.out_dir, &m, am, av, &c, &st, &e) == 0, "%s", e.msg);
+    GPT2 m2;
+    build(&m2, &c);
+    float *bm = calloc(m.n_params, sizeof *bm), *bv = calloc(m.n_params, sizeof *bv);
+    checkpoint_resolve(c.out_dir, dir, sizeof dir, &e);
+    CHECK(checkpoint_load_model(dir, &m2, &e) == 0 && checkpoint_load_optimizer(dir, &m2, bm, bv, &e) == 0, "%s", e.msg);
+    CHECK(memcmp(m.params, m2.params, m.n_params * 4) == 0 && memcmp(am, bm, m.n_params * 4) == 0 &&
+              memcmp(av, bv, m.n_params * 4) == 0, "round trip changed the values");
+
+    /* keep_checkpoints = 2: step 7 and 9 kept; a third prunes step 7 */
+    st.step = 11;
+    checkpoint_save(c.out_dir, &m, am, av, &c, &st, &e);
+    snprintf(path, sizeof path, "%s/step_00000007", c.out_dir);
+    char p9[4200];
+    snprintf(p9, sizeof p9, "%s/step_00000009", c.out_dir);
+    CHECK(access(path, F_OK) != 0 && access(p9, F_OK) == 0, "pruning keeps the newest 2");
+    free(am);
+    free(av);
+    free(bm);
+    free(bv);
+    gpt2_free(&m);
+    gpt2_free(&m2);
+}
+
+static void corrupt(const char *path, long offset, int truncate_to) {
+    FILE *f = fopen(path, "r+b");
+    if (truncate_to >= 0) {
+        if (ftruncate(fileno(f), truncate_to) != 0) printf("  truncate failed\n");
+    } else {
+        fseek(f, offset, offset < 0 ? SEEK_END : SEEK_SET);
+        int ch = fgetc(f);
+        fseek(f, -1, SEEK_CUR);
+        fputc(ch ^ 0x40, f);
+    }
+    fclose(f);
+}
+
+static void copy_dir(const char *from, const char *to) {
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", to, from, to);
+    if (system(cmd) != 0) printf("  copy failed\n");
+}
+
+static void test_damage_is_reported(void) {
+    char good[4096], bad[4200], path[4400];
+    snprintf(good, sizeof good, "%s/run/step_00000011", root);
+    snprintf(bad, sizeof bad, "%s/bad", root);
+    struct {
+        const char *file;
+        long offset;
+        int truncate_to;
+        const char *expect;
+    } cases[] = {
+        {"model.safetensors", -100, -1, "CRC-32"},
+        {"model.safetensors", 0, 1000, "truncated or replaced"},
+        {"optimizer.safetensors", 5000, -1, "CRC-32"},
+        {"config.json", 10, -1, "CRC-32"},
+        {"state.json", 0, 5, "state.json"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        copy_dir(good, bad);
+        snprintf(path, sizeof path, "%s/%s", bad, cases[i].file);
+        corrupt(path, cases[i].offset, cases[i].truncate_to);
+        TrainState st;
+        Config saved;
+        Err e = {{0}};
+        int rc = checkpoint_read_state(bad, &st, &saved, &e);
+        CHECK(rc == -1 && strstr(e.msg, cases[i].expect) && strstr(e.msg, "bad/"), "%s: %s", cases[i].file, e.msg);
+    }
+    /* a model file of another shape, or with a tensor missing */
+    Config c;
+    tiny_config(&c);
+    c.n_embd = 64;
+    GPT2 m;
+    build(&m, &c);
+    Err e;
+    CHECK(checkpoint_load_model(good, &m, &e) == -1 && strstr(e.msg, "shape") && strstr(e.msg, "model.safetensors"),
+          "%s", e.msg);
+    gpt2_free(&m);
+    tiny_config(&c);
+    c.n_layer = 3;
+    build(&m, &c);
+    CHECK(checkpoint_load_model(good, &m, &e) == -1 && strstr(e.msg, "missing tensor 'transformer.h.2."), "%s", e.msg);
+    gpt2_free(&m);
+    /* not a checkpoint at all */
+    CHECK(checkpoint_resolve(root, path, sizeof path, &e) == -1 && strstr(e.msg, "not a checkpoint"), "%s", e.msg);
+    snprintf(path, sizeof path, "%s/run/latest", root);
+    FILE *f = fopen(path, "w");
+    fputs("../../etc\n", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/run", root);
+    CHECK(checkpoint_resolve(path, bad, sizeof bad, &e) == -1 && strstr(e.msg, "latest"), "%s", e.msg);
+    /* a header that lies about its length, and one that is not JSON */
+    snprintf(path, sizeof path, "%s/x.safetensors", root);
+    f = fopen(path, "wb");
+    fwrite("\xff\xff\xff\xff\x00\x00\x00\x00{}", 1, 10, f);
+    fclose(f);
+    StFile sf;
+    CHECK(st_open(&sf, path, &e) == -1 && strstr(e.msg, "x.safetensors"), "%s", e.msg);
+    f = fopen(path, "wb");
+    fwrite("\x04\x00\x00\x00\x00\x00\x00\x00{{{{", 1, 12, f);
+    fclose(f);
+    CHECK(st_open(&sf, path, &e) == -1 && strstr(e.msg, "corrupt header"), "%s", e.msg);
+}
+
+int main(void) {
+    Err e;
+    if (st_open(&ref, "tests/data/gpt2_ref.safetensors", &e) || !mkdtemp(root)) {
+        printf("FAIL setup: %s\n", e.msg);
+        return 1;
+    }
+    RUN(test_hf_directory_loads_and_matches_torch);
+    RUN(test_checkpoint_layout_is_hugging_face);
+    RUN(test_damage_is_reported);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    if (system(cmd) != 0) printf("  (could not remove %s)\n", root);
+    st_close(&ref);
+    return 0;
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Resume, signals, and kill -9 at random moments: every interrupted run must
+# end with the losses and weights of a run that was never stopped, bit for bit.
+set -u
+cd "$(dirname "$0")/.."
+export TRAIN_ASSETS=${TRAIN_ASSETS:-$PWD/assets}
+TRAIN="./${BUILD:-build}/train"
+T=$(mktemp -d /tmp/test_resume_XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+expect_error() { # NAME "EXPECTED TEXT" COMMAND...
+    local name=$1 want=$2; shift 2
+    "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    if [ $rc -ne 1 ]; then fail "$name" "exit status $rc, expected 1 ($(head -c 200 "$T/err"))"
+    elif ! grep -qF -- "$want" "$T/err"; then fail "$name" "stderr lacks '$want': $(head -c 300 "$T/err")"
+    else pass "$name"; fi
+}
+losses() { cut -d, -f1-5 "$1/metrics.csv"; }
+
+head -c 300000 assets/moby_dick.txt >"$T/book.txt"
+$TRAIN prepare --source pg19 "$T/book.txt" --out "$T/data" --val-fraction 0.1 >/dev/null 2>&1
+cat >"$T/tiny.cfg" <<CFG
+n_layer = 2
+n_head = 2
+n_embd = 32
+block_size = 64
+batch_size = 4
+seq_len = 32
+train_data = $T/data/train_*.bin
+val_data = $T/data/val_*.bin
+lr = 3e-3
+warmup_steps = 5
+max_steps = 60
+eval_interval = 20
+eval_steps = 2
+checkpoint_interval = 2
+keep_checkpoints = 2
+threads = 2
+CFG
+
+t0=$EPOCHREALTIME
+$TRAIN "$T/tiny.cfg" out_dir="$T/straight" >"$T/straight.log" 2>&1 || fail straight_run "$(tail -2 "$T/straight.log")"
+ms=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", (b - a) * 1000 }') # the run's length, for kill times
+final="step_00000060/model.safetensors"
+
+# resume from an earlier checkpoint of the same run
+cp -r "$T/straight" "$T/rewound"
+rm -rf "$T/rewound/step_00000060" && echo step_00000058 >"$T/rewound/latest"
+$TRAIN "$T/tiny.cfg" out_dir="$T/rewound" >"$T/rewound.log" 2>&1
+if grep -q "resumed from .*step_00000058 at step 58" "$T/rewound.log" && cmp -s <(losses "$T/straight") <(losses "$T/rewound") &&
+   cmp -s "$T/straight/$final" "$T/rewound/$final"; then pass resume_is_bit_identical
+else fail resume_is_bit_identical "$(head -3 "$T/rewound.log")"; fi
+
+# kill -9 at random moments (mid-step, mid-checkpoint), resume each time:
+# after 3% to 35% of an uninterrupted run's time
+kills=0 attempts=0 done=0
+while [ $done -eq 0 ] && [ $attempts -lt 60 ]; do
+    attempts=$((attempts + 1))
+    $TRAIN "$T/tiny.cfg" out_dir="$T/killed" >>"$T/killed.log" 2>&1 &
+    pid=$!
+    sleep "$(awk -v ms="$ms" -v r=$RANDOM 'BEGIN { printf "%.3f", ms * (0.03 + 0.32 * r / 32768) / 1000 }')"
+    if kill -9 $pid 2>/dev/null; then kills=$((kills + 1)); fi
+    wait $pid 2>/dev/null
+    [ -d "$T/killed/step_00000060" ] && done=1
+done
+if [ $done -eq 1 ] && [ $kills -ge 3 ] && cmp -s <(losses "$T/straight") <(losses "$T/killed") &&
+   cmp -s "$T/straight/$final" "$T/killed/$final"; then pass kill9_anywhere_then_resume
+else fail kill9_anywhere_then_resume "finished $done after $kills kills in $attempts runs; metrics differ?"; fi
+echo "   ($kills kill -9s survived in $attempts runs)"
+ls -a "$T/killed" | grep -q "^\.tmp_" && fail no_temporaries_left "$(ls -a "$T/killed")" || pass no_temporaries_left
+
+# SIGTERM: finish the step, checkpoint, exit 0; a later run resumes to the same end
+cat "$T/tiny.cfg" >"$T/slow.cfg"
+printf 'n_layer = 4\nn_embd = 256\nn_head = 4\nbatch_size = 8\nseq_len = 64\nmax_steps = 400\ncheckpoint_interval = 0\n' >>"$T/slow.cfg"
+$TRAIN "$T/slow.cfg" out_dir="$T/term" >"$T/term.log" 2>&1 &
+pid=$!
+sleep 1.5
+kill -TERM $pid
+wait $pid
+rc=$?
+step=$(sed -n 's/^step_0*\([0-9]*\)$/\1/p' "$T/term/latest" 2>/dev/null)
+if [ $rc -eq 0 ] && grep -q "stopped by a signal after step $step" "$T/term.log" && [ -n "$step" ] && [ "$step" -lt 400 ]; then
+    pass sigterm_checkpoints_and_exits_0
+else fail sigterm_checkpoints_and_exits_0 "exit $rc, latest '$step': $(tail -2 "$T/term.log")"; fi
+# a second signal quits at once
+$TRAIN "$T/slow.cfg" out_dir="$T/int2" >"$T/int2.log" 2>&1 &
+pid=$!
+sleep 1.5
+kill -INT $pid; sleep 0.05; kill -INT $pid   # a step takes ~200 ms here
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && [ ! -e "$T/int2/latest" ] && pass second_ctrl_c_quits_at_once || fail second_ctrl_c_quits_at_once "exit $rc"
+
+# what may and may not change on resume
+$TRAIN "$T/tiny.cfg" out_dir="$T/straight" max_steps=62 lr=1e-3 >"$T/more.log" 2>&1
+grep -q "resume: lr changed from '0.003' to '0.001'" "$T/more.log" && grep -qE "^step +62/62" "$T/more.log" &&
+    pass resume_allows_lr_and_max_steps || fail resume_allows_lr_and_max_steps "$(head -3 "$T/more.log")"
+expect_error resume_refuses_new_shape "n_embd is '32' there but '64' now" $TRAIN "$T/tiny.cfg" out_dir="$T/straight" n_embd=64
+expect_error resume_refuses_new_data_order "batch_size is '4' there but '8' now" $TRAIN "$T/tiny.cfg" out_dir="$T/straight" batch_size=8
+expect_error resume_never_refuses_nonempty "resume=never refuses to overwrite" $TRAIN "$T/tiny.cfg" out_dir="$T/straight" resume=never
+# a damaged latest checkpoint: an error naming the file, nothing overwritten
+cp -r "$T/straight" "$T/damaged"
+latest=$(cat "$T/damaged/latest")
+printf 'X' | dd of="$T/damaged/$latest/model.safetensors" bs=1 seek=5000 conv=notrunc 2>/dev/null
+before=$(ls -R "$T/damaged" | md5sum)
+expect_error damaged_checkpoint_is_refused "$latest/model.safetensors: CRC-32" $TRAIN "$T/tiny.cfg" out_dir="$T/damaged" max_steps=70
+[ "$(ls -R "$T/damaged" | md5sum)" = "$before" ] && pass damaged_checkpoint_left_alone || fail damaged_checkpoint_left_alone "files changed"
+# resume=PATH and init_from
+$TRAIN "$T/tiny.cfg" out_dir="$T/frompath" resume="$T/straight/step_00000060" max_steps=61 >"$T/fp.log" 2>&1
+grep -q "resumed from $T/straight/step_00000060 at step 60" "$T/fp.log" && [ -d "$T/frompath/step_00000061" ] &&
+    pass resume_from_path || fail resume_from_path "$(head -2 "$T/fp.log")"
+$TRAIN "$T/tiny.cfg" out_dir="$T/init" init_from="$T/straight" n_layer=1 max_steps=2 >"$T/init.log" 2>&1
+grep -q "the model shape comes from" "$T/init.log" && grep -qE "^model: 2 layers" "$T/init.log" &&
+    pass init_from_takes_shape_and_weights || fail init_from_takes_shape_and_weights "$(head -3 "$T/init.log")"
+exit 0
