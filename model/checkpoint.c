@@ -24,11 +24,16 @@ void weights_describe(const GPT2 *m, const char *prefix, StTensor *t) {
     }
 }
 
-/* dst[c][r] = src[r][c] for an R x C source */
-static void transpose(float *dst, const float *src, int R, int C) {
-    for (int r0 = 0; r0 < R; r0 += 32)
-        for (int c = 0; c < C; c++)
-            for (int r = r0; r < R && r < r0 + 32; r++) dst[(size_t)c * R + r] = src[(size_t)r * C + c];
+/* dst[c][r] = src[r][c] for an R x C source: 16 x 16 blocks, parallel over
+ * row blocks (a plain strided loop runs at a tenth of the speed) */
+static void transpose(float *restrict dst, const float *restrict src, int R, int C) {
+    #pragma omp parallel for schedule(static)
+    for (int r0 = 0; r0 < R; r0 += 16)
+        for (int c0 = 0; c0 < C; c0 += 16) {
+            int r1 = r0 + 16 < R ? r0 + 16 : R, c1 = c0 + 16 < C ? c0 + 16 : C;
+            for (int c = c0; c < c1; c++)
+                for (int r = r0; r < r1; r++) dst[(size_t)c * R + r] = src[(size_t)r * C + c];
+        }
 }
 
 static float *scratch_for(const GPT2 *m) {

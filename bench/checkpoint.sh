@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Checkpoint write of GPT-2 124M (model + AdamW moments, ~1.5 GB, fsynced)
+# beside the disk's sequential write speed (dd of the same size with
+# fdatasync, same directory), and sampling speed of that model on 2 threads
+# with the KV cache and without it (a full forward per token).
+# Needs: make, shards/moby (README). DIR defaults to a temporary directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=$(mktemp -d "${DIR:-/tmp}/bench_ckpt_XXXXXX"); trap 'rm -rf "$dir"' EXIT
+gpt2="n_layer=12 n_head=12 n_embd=768 block_size=1024 batch_size=1 seq_len=64 eval_interval=0 threads=2"
+OMP_NUM_THREADS=2 ./train config/default.cfg $gpt2 max_steps=1 out_dir="$dir/run" >"$dir/log"
+bytes=$(du -cb "$dir"/run/step_00000001/*.safetensors | tail -1 | cut -f1)
+secs=$(sed -nE 's/^checkpoint: .* \(([0-9.]+) s\)$/\1/p' "$dir/log")
+mb=$((bytes / 1000000))
+dd_out=$(dd if=/dev/zero of="$dir/dd.bin" bs=1M count=$((bytes / 1048576)) conv=fdatasync 2>&1 | tail -1)
+rm -f "$dir/dd.bin"
+dd_rate=$(sed -nE 's/.*, ([0-9.]+) ([GM])B\/s$/\1 \2/p' <<<"$dd_out" | awk '{ print $2 == "G" ? $1 * 1000 : $1 }')
+awk -v mb="$mb" -v s="$secs" -v d="$dd_rate" 'BEGIN {
+    printf "checkpoint: %d MB in %.2f s = %.0f MB/s; dd (fdatasync): %.0f MB/s; ratio %.2f\n", mb, s, mb / s, d, mb / s / d }'
+
+prompt=$(head -c 3000 assets/moby_dick.txt)
+for mode in cache no-cache; do
+    flag=""; [ $mode = no-cache ] && flag=--no-cache
+    for n in 1 33; do  # the difference of two runs removes start-up and the prompt
+        t0=$EPOCHREALTIME
+        OMP_NUM_THREADS=2 ./train sample "$dir/run" --prompt "$prompt" --max-new-tokens $n --seed 1 $flag >/dev/null
+        eval "t_$n=\$(awk -v a=$t0 -v b=\$EPOCHREALTIME 'BEGIN { print b - a }')"
+    done
+    awk -v m=$mode -v a="$t_1" -v b="$t_33" 'BEGIN {
+        printf "sample %-8s: %.1f tokens/s (32 tokens after a 660-token prompt, %.0f ms/token)\n", m, 32 / (b - a), (b - a) / 32 * 1000 }'
+done
