@@ -23,8 +23,22 @@ typedef struct {
     int local_exact;                /* polysketch: exact weights in diagonal blocks */
 } AttnConfig;
 
+/* One of a kind's parameter tensors, for checkpoints and the optimiser:
+ * saved as transformer.h.<layer>.attn.<name>, shape [rows] or [rows, cols]. */
+typedef struct {
+    char name[48];
+    size_t offset;                  /* floats from the start of the layer's parameters */
+    int rows, cols;                 /* cols 0: a vector */
+    int trainable;                  /* 0: fixed (random sketches), no gradient, not updated */
+    int decay;                      /* AdamW weight decay applies */
+} AttnTensor;
+
+#define ATTN_MAX_TENSORS 32
+
 typedef struct {
     const char *name;
+    /* its parameter tensors (at most ATTN_MAX_TENSORS); returns how many */
+    int (*tensors)(const AttnConfig *, AttnTensor *out);
     size_t (*n_params)(const AttnConfig *);
     size_t (*n_saved)(const AttnConfig *, int B, int T);
     void (*init)(const AttnConfig *, float *params, Rng *);
@@ -42,7 +56,7 @@ typedef struct {
                    float *out_t);
 } AttentionKind;
 
-extern const AttentionKind attention_softmax;
+extern const AttentionKind attention_softmax, attention_polynomial, attention_polysketch;
 
 /* The kind called `name`, or NULL. */
 const AttentionKind *attention_find(const char *name);

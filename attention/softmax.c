@@ -10,6 +10,8 @@
 #include "attention.h"
 #include "tile.h"
 
+static int softmax_tensors(const AttnConfig *a, AttnTensor *out) { return 0; }
+
 static size_t softmax_n_params(const AttnConfig *a) { return 0; }
 
 static size_t softmax_n_saved(const AttnConfig *a, int B, int T) { return (size_t)B * a->n_head * T; }
@@ -178,6 +180,6 @@ static void softmax_decode(const AttnConfig *a, const float *params, const float
 }
 
 const AttentionKind attention_softmax = {
-    "softmax", softmax_n_params, softmax_n_saved, softmax_init, softmax_forward, softmax_backward,
+    "softmax", softmax_tensors, softmax_n_params, softmax_n_saved, softmax_init, softmax_forward, softmax_backward,
     softmax_n_state, softmax_decode,
 };

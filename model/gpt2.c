@@ -229,16 +229,13 @@ void gpt2_backward(GPT2 *m, float dloss_scale) {
 }
 
 void gpt2_update(GPT2 *m, float *adam_m, float *adam_v, const AdamW *o, int t) {
-    size_t covered = 0;
     for (int i = 0; i < gpt2_n_tensors(m); i++) {
         TensorInfo ti;
         gpt2_tensor_info(m, i, &ti);
+        if (!ti.trainable) continue;
         size_t n = (size_t)ti.shape[0] * (size_t)(ti.ndim == 2 ? ti.shape[1] : 1), k = ti.offset;
         adamw_update(m->params + k, m->grads + k, adam_m + k, adam_v + k, n, o, ti.decay ? o->weight_decay : 0.0f, t);
-        covered += n;
     }
-    size_t k = covered; /* the attention kind's own parameters follow, without decay */
-    adamw_update(m->params + k, m->grads + k, adam_m + k, adam_v + k, m->n_params - k, o, 0.0f, t);
 }
 
 double gpt2_flops_per_token(const GPT2 *m, int T) {
@@ -281,14 +278,36 @@ static const NameRule RULES[] = {
 
 static int per_layer(const NameRule *r) { return strstr(r->fmt, "%d") != NULL; }
 
-int gpt2_n_tensors(const GPT2 *m) {
+static int n_rule_tensors(const GPT2 *m) {
     int n = 0;
     for (int i = 0; i < N_RULES; i++) n += per_layer(&RULES[i]) ? m->cfg.n_layer : 1;
     return n;
 }
 
+int gpt2_n_tensors(const GPT2 *m) {
+    AttnTensor at[ATTN_MAX_TENSORS];
+    return n_rule_tensors(m) + m->cfg.n_layer * m->cfg.kind->tensors(&m->cfg.attn, at);
+}
+
 void gpt2_tensor_info(const GPT2 *m, int idx, TensorInfo *t) {
     const GPT2Config *c = &m->cfg;
+    int nr = n_rule_tensors(m);
+    if (idx >= nr) { /* the attention kind's tensors, layer by layer */
+        AttnTensor at[ATTN_MAX_TENSORS];
+        int nt = c->kind->tensors(&c->attn, at), l = (idx - nr) / nt;
+        const AttnTensor *a = &at[(idx - nr) % nt];
+        size_t base = 0;
+        for (int k = 0; k < N_PARAM_TENSORS - 1; k++) base += m->param_sizes[k];
+        memset(t, 0, sizeof *t);
+        snprintf(t->name, sizeof t->name, "transformer.h.%d.attn.%s", l, a->name);
+        t->offset = base + (size_t)l * c->kind->n_params(&c->attn) + a->offset;
+        t->ndim = a->cols ? 2 : 1;
+        t->shape[0] = a->rows;
+        t->shape[1] = a->cols;
+        t->decay = a->decay;
+        t->trainable = a->trainable;
+        return;
+    }
     for (int i = 0; i < N_RULES; i++) {
         const NameRule *r = &RULES[i];
         int count = per_layer(r) ? c->n_layer : 1;
@@ -308,6 +327,7 @@ void gpt2_tensor_info(const GPT2 *m, int idx, TensorInfo *t) {
         t->shape[1] = r->cols * c->n_embd;
         t->transposed = r->transposed;
         t->decay = r->decay;
+        t->trainable = 1;
         return;
     }
 }

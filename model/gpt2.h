@@ -121,13 +121,15 @@ void gpt2_update(GPT2 *m, float *adam_m, float *adam_v, const struct AdamW *o, i
 /* Training FLOPs per token (forward + backward) at context T. */
 double gpt2_flops_per_token(const GPT2 *m, int T);
 
-/* Parameter tensors under Hugging Face GPT-2 names, for checkpoints. */
+/* Parameter tensors under Hugging Face GPT-2 names, for checkpoints; the
+ * attention kind's own follow as transformer.h.<l>.attn.<name>. */
 typedef struct {
     char name[96];
     size_t offset;        /* floats from the start of params */
     int ndim, shape[2];   /* as Hugging Face stores it */
     int transposed;       /* stored here as [shape1, shape0] (Conv1D weights) */
     int decay;            /* AdamW weight decay applies */
+    int trainable;        /* 0: fixed (random sketches): no update */
 } TensorInfo;
 
 int gpt2_n_tensors(const GPT2 *m);

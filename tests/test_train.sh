@@ -72,6 +72,31 @@ if grep -q '"loss"' <<<"$hdr" && grep -q '"logits":{"dtype":"F32","shape":\[4,32
    [ "$(grep -o '"grad\.' <<<"$hdr" | wc -l)" -eq 28 ]; then pass dump_step_file
 else fail dump_step_file "$(head -c 300 <<<"$hdr")"; fi
 
+# every attention kind learns about as fast as softmax on the same data
+drop() { # val loss at step 0 minus at step 40
+    awk '/^step +0 \| val loss/ {a = $6} /^step +40 \| val loss/ {b = $6} END {print a - b}' "$1"
+}
+ref=$(drop "$T/log1")
+for kind in "polynomial" "polysketch sketch_size=16 attn_block=16 local_exact=1" "polysketch sketch_size=16 attn_block=16 local_exact=0" \
+            "polysketch sketch_size=8 attn_block=8 degree=8"; do
+    name=$(echo "$kind" | tr ' =' '_-')
+    $TRAIN "$T/tiny.cfg" attention=$kind out_dir="$T/k_$name" >"$T/k_$name.log" 2>&1
+    d=$(drop "$T/k_$name.log")
+    if awk -v d="$d" -v r="$ref" 'BEGIN { exit !(d > 0.85 * r) }'; then pass "kind_learns_$name"
+    else fail "kind_learns_$name" "val loss fell by ${d:-nothing} (softmax: $ref): $(tail -2 "$T/k_$name.log")"; fi
+done
+# a PolySketch run resumed halfway gives the same losses (its sketches come back from the checkpoint)
+P="attention=polysketch sketch_size=16 attn_block=16 max_steps=20 eval_interval=10"
+$TRAIN "$T/tiny.cfg" $P checkpoint_interval=10 out_dir="$T/ps_a" >/dev/null 2>&1
+cp -r "$T/ps_a" "$T/ps_b" && rm -rf "$T/ps_b/step_00000020" && echo step_00000010 >"$T/ps_b/latest"
+$TRAIN "$T/tiny.cfg" $P checkpoint_interval=10 out_dir="$T/ps_b" >/dev/null 2>&1
+cmp -s <(cut -d, -f1-5 "$T/ps_a/metrics.csv") <(cut -d, -f1-5 "$T/ps_b/metrics.csv") &&
+    cmp -s "$T/ps_a/step_00000020/model.safetensors" "$T/ps_b/step_00000020/model.safetensors" &&
+    pass polysketch_resume_bit_identical || fail polysketch_resume_bit_identical "differs"
+grep -q '"attention": "polysketch"' "$T/ps_a/step_00000020/config.json" &&
+    od -An -c -N 4000 "$T/ps_a/step_00000020/model.safetensors" | tr -d ' \n' | grep -q "sketch.0.g1" &&
+    pass polysketch_checkpoint_has_its_tensors || fail polysketch_checkpoint_has_its_tensors "no sketch tensors"
+
 # bad configs
 printf 'n_layer = 2\nlrr = 0.1\n' >"$T/bad1.cfg"
 expect_error config_unknown_key "$T/bad1.cfg:2: unknown key 'lrr'" $TRAIN "$T/bad1.cfg"
@@ -87,6 +112,9 @@ expect_error config_missing_file "$T/none.cfg: cannot read config file" $TRAIN "
 expect_error override_unknown_key "command line: unknown key 'nlayer'" $TRAIN "$T/tiny.cfg" nlayer=3
 expect_error override_not_key_value "command line: 'n_layer' is not key=value" $TRAIN "$T/tiny.cfg" n_layer
 expect_error odd_degree "degree: 3 is odd" $TRAIN "$T/tiny.cfg" degree=3
+expect_error polysketch_block_divides "attn_block (48) must divide seq_len (32)" $TRAIN "$T/tiny.cfg" attention=polysketch attn_block=48
+expect_error polysketch_degree "degree: 6; polysketch needs a power of two" $TRAIN "$T/tiny.cfg" attention=polysketch degree=6
+expect_error sketch_size_positive "sketch_size: '0' is not an integer in [1," $TRAIN "$T/tiny.cfg" attention=polysketch sketch_size=0
 expect_error heads_divide_width "n_embd (32) must be divisible by n_head (3)" $TRAIN "$T/tiny.cfg" n_head=3
 expect_error seq_len_le_block "seq_len (128) must be at most block_size (64)" $TRAIN "$T/tiny.cfg" seq_len=128
 expect_error unknown_attention "attention: 'flash' is not one of softmax|polynomial|polysketch" $TRAIN "$T/tiny.cfg" attention=flash

@@ -1,0 +1,45 @@
+/* LayerNorm over one head's vector (n = head size), as the polynomial kinds
+ * apply to q and k: y = (x - mean) * rstd * gain + bias, eps 1e-5. */
+#ifndef ATTENTION_LNORM_H
+#define ATTENTION_LNORM_H
+
+#include <math.h>
+
+static inline void ln_row(float *y, const float *x, const float *gain, const float *bias, int n, float *mean_out,
+                          float *rstd_out) {
+    float m = 0.0f, v = 0.0f;
+    for (int i = 0; i < n; i++) m += x[i];
+    m /= (float)n;
+    for (int i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
+    float s = 1.0f / sqrtf(v / (float)n + 1e-5f);
+    for (int i = 0; i < n; i++) y[i] = (x[i] - m) * s * gain[i] + bias[i];
+    if (mean_out) *mean_out = m;
+    if (rstd_out) *rstd_out = s;
+}
+
+/* dx += d/dx; dgain, dbias += their gradients. */
+static inline void ln_row_backward(float *dx, float *dgain, float *dbias, const float *dy, const float *x,
+                                   const float *gain, float mean, float rstd, int n) {
+    /* forward: y = xhat * gain + bias, xhat = (x - mean) * rstd */
+    float a = 0.0f, b = 0.0f;
+    for (int i = 0; i < n; i++) {
+        float xhat = (x[i] - mean) * rstd, d = dy[i] * gain[i];
+        a += d;
+        b += d * xhat;
+        dgain[i] += dy[i] * xhat;
+        dbias[i] += dy[i];
+    }
+    a /= (float)n;
+    b /= (float)n;
+    for (int i = 0; i < n; i++) dx[i] += (dy[i] * gain[i] - a - (x[i] - mean) * rstd * b) * rstd;
+}
+
+/* x^p for a small non-negative integer p */
+static inline float powi(float x, int p) {
+    float r = 1.0f;
+    for (; p > 0; p >>= 1, x *= x)
+        if (p & 1) r *= x;
+    return r;
+}
+
+#endif

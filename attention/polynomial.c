@@ -1,0 +1,201 @@
+/* Exact causal polynomial attention of even degree p (ALGORITHMS.md section 2):
+ *   q^ = LN(q), k^ = LN(k) (one LayerNorm over the head dimension, shared by
+ *   q, k and every head of the layer), w_ij = (q^_i . k^_j)^p,
+ *   D_i = 1 + sum_{j<=i} w_ij, o_i = sum_j w_ij v_j / D_i.
+ * Tiled like softmax but without a running max (weights are non-negative);
+ * saves only D [B, NH, T] and recomputes the tiles in backward. Per-thread
+ * scratch holds the normalised q and k of one head: O(T), never T x T. */
+#include <math.h>
+
+#include "attention.h"
+#include "lnorm.h"
+#include "tile.h"
+
+static int poly_tensors(const AttnConfig *a, AttnTensor *out) {
+    int hs = a->head_size;
+    out[0] = (AttnTensor){"qk_norm.weight", 0, hs, 0, 1, 0};
+    out[1] = (AttnTensor){"qk_norm.bias", (size_t)hs, hs, 0, 1, 0};
+    return 2;
+}
+
+static size_t poly_n_params(const AttnConfig *a) { return 2 * (size_t)a->head_size; }
+
+static size_t poly_n_saved(const AttnConfig *a, int B, int T) { return (size_t)B * a->n_head * T; }
+
+static void poly_init(const AttnConfig *a, float *params, Rng *r) {
+    for (int i = 0; i < a->head_size; i++) {
+        params[i] = 1.0f;
+        params[a->head_size + i] = 0.0f;
+    }
+}
+
+/* LN of every row of one head of x ([T, stride]) into out [T][hp]. */
+static void ln_rows(float *out, float *mean, float *rstd, const float *x, size_t stride, int T, int hs, int hp,
+                    const float *gain, const float *bias) {
+    for (int t = 0; t < T; t++) {
+        float *o = out + (size_t)t * hp;
+        ln_row(o, x + (size_t)t * stride, gain, bias, hs, mean ? mean + t : NULL, rstd ? rstd + t : NULL);
+        for (int d = hs; d < hp; d++) o[d] = 0.0f;
+    }
+}
+
+/* Kt[d][j] = K[k0 + j][d], zero beyond n. */
+static void transpose_rows(float *Kt, const float *K, int k0, int n, int hs, int hp) {
+    memset(Kt, 0, (size_t)hp * TILE * sizeof *Kt);
+    for (int j = 0; j < n; j++)
+        for (int d = 0; d < hs; d++) Kt[(size_t)d * TILE + j] = K[(size_t)(k0 + j) * hp + d];
+}
+
+static void poly_forward(const AttnConfig *a, const float *params, const float *qkv, float *out, float *saved,
+                         int B, int T) {
+    const int NH = a->n_head, hs = a->head_size, C = a->n_embd, hp = tile_pad(hs), p = a->degree;
+    const size_t C3 = 3 * (size_t)C;
+    #pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        float *o = out + (size_t)b * T * C + h * hs, *D = saved + (size_t)bh * T;
+        float *Qn = tile_scratch(2 * (size_t)T * hp + (size_t)TILE * (3 * hp + TILE + 1));
+        float *Kn = Qn + (size_t)T * hp, *Kt = Kn + (size_t)T * hp, *V = Kt + TILE * hp, *O = V + TILE * hp;
+        float *S = O + TILE * hp, *acc = S + TILE * TILE;
+        ln_rows(Qn, NULL, NULL, q, C3, T, hs, hp, params, params + hs);
+        ln_rows(Kn, NULL, NULL, k, C3, T, hs, hp, params, params + hs);
+        for (int q0 = 0; q0 < T; q0 += TILE) {
+            int nq = T - q0 < TILE ? T - q0 : TILE;
+            memset(O, 0, (size_t)TILE * hp * sizeof *O);
+            memset(acc, 0, TILE * sizeof *acc);
+            for (int k0 = 0; k0 < q0 + nq; k0 += TILE) {
+                int nk = q0 + nq - k0 < TILE ? q0 + nq - k0 : TILE;
+                transpose_rows(Kt, Kn, k0, nk, hs, hp);
+                tile_load(V, NULL, v, C3, k0, nk, hs, hp);
+                tile_mm(S, TILE, Qn + (size_t)q0 * hp, hp, 1, Kt, TILE, nq, hs, TILE, 0); /* x_ij */
+                for (int i = 0; i < nq; i++) {
+                    float *s = S + (size_t)i * TILE, sum = 0.0f;
+                    int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk; /* causal: j <= i */
+                    for (int j = 0; j < n; j++) sum += (s[j] = powi(s[j], p));
+                    for (int j = n < 0 ? 0 : n; j < TILE; j++) s[j] = 0.0f;
+                    acc[i] += sum;
+                }
+                tile_mm(O, hp, S, TILE, 1, V, hp, nq, nk, hp, 1); /* sum_j w_ij v_j */
+            }
+            for (int i = 0; i < nq; i++) {
+                float Di = 1.0f + acc[i], inv = 1.0f / Di;
+                float *dst = o + (size_t)(q0 + i) * C;
+                for (int d = 0; d < hs; d++) dst[d] = O[(size_t)i * hp + d] * inv;
+                D[q0 + i] = Di;
+            }
+        }
+    }
+}
+
+/* Parameter-gradient partials, one row per (batch, head), reduced in order. */
+static float *partials(size_t n) {
+    static float *buf;
+    static size_t cap;
+    if (n > cap) {
+        free(buf);
+        buf = malloc(n * sizeof *buf);
+        if (!buf) abort();
+        cap = n;
+    }
+    memset(buf, 0, n * sizeof *buf);
+    return buf;
+}
+
+static void poly_backward(const AttnConfig *a, const float *params, const float *qkv, const float *out,
+                          const float *saved, const float *dout, float *dqkv, float *dparams, int B, int T) {
+    /* forward: o_i = sum_j w_ij v_j / D_i, w_ij = x_ij^p, x_ij = q^_i . k^_j, D_i = 1 + sum_j w_ij */
+    const int NH = a->n_head, hs = a->head_size, C = a->n_embd, hp = tile_pad(hs), p = a->degree;
+    const size_t C3 = 3 * (size_t)C, np = 2 * (size_t)hs;
+    float *part = partials((size_t)B * NH * np);
+    #pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        const float *o = out + (size_t)b * T * C + h * hs, *dO = dout + (size_t)b * T * C + h * hs;
+        const float *D = saved + (size_t)bh * T;
+        float *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C, *pg = part + bh * np;
+        float *Qn = tile_scratch(3 * (size_t)T * hp + 5 * (size_t)T + (size_t)TILE * (5 * hp + 3 * TILE));
+        float *Kn = Qn + (size_t)T * hp, *dQn = Kn + (size_t)T * hp, *mq = dQn + (size_t)T * hp;
+        float *rq = mq + T, *mk = rq + T, *rk = mk + T, *delta = rk + T;
+        float *Kt = delta + T, *Vt = Kt + TILE * hp, *G = Vt + TILE * hp, *dKn = G + TILE * hp;
+        float *dV = dKn + TILE * hp, *X = dV + TILE * hp, *dX = X + TILE * TILE, *P = dX + TILE * TILE;
+        ln_rows(Qn, mq, rq, q, C3, T, hs, hp, params, params + hs);
+        ln_rows(Kn, mk, rk, k, C3, T, hs, hp, params, params + hs);
+        memset(dQn, 0, (size_t)T * hp * sizeof *dQn);
+        for (int i = 0; i < T; i++) { /* delta_i = g_i . o_i */
+            float s = 0.0f;
+            for (int d = 0; d < hs; d++) s += dO[(size_t)i * C + d] * o[(size_t)i * C + d];
+            delta[i] = s;
+        }
+        for (int k0 = 0; k0 < T; k0 += TILE) {
+            int nk = T - k0 < TILE ? T - k0 : TILE;
+            transpose_rows(Kt, Kn, k0, nk, hs, hp);
+            tile_load(NULL, Vt, v, C3, k0, nk, hs, hp);
+            memset(dKn, 0, (size_t)TILE * hp * sizeof *dKn);
+            memset(dV, 0, (size_t)TILE * hp * sizeof *dV);
+            for (int q0 = k0; q0 < T; q0 += TILE) {
+                int nq = T - q0 < TILE ? T - q0 : TILE;
+                tile_load(G, NULL, dO, (size_t)C, q0, nq, hs, hp);
+                tile_mm(X, TILE, Qn + (size_t)q0 * hp, hp, 1, Kt, TILE, nq, hs, TILE, 0); /* x_ij */
+                tile_mm(dX, TILE, G, hp, 1, Vt, TILE, nq, hs, TILE, 0);                   /* g_i . v_j */
+                for (int i = 0; i < nq; i++) {
+                    float *x = X + (size_t)i * TILE, *dx = dX + (size_t)i * TILE, *pr = P + (size_t)i * TILE;
+                    float Dinv = 1.0f / D[q0 + i], di = delta[q0 + i];
+                    int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk;
+                    for (int j = 0; j < n; j++) {
+                        float xp1 = powi(x[j], p - 1), dw = (dx[j] - di) * Dinv;
+                        pr[j] = xp1 * x[j] * Dinv;         /* w_ij / D_i */
+                        dx[j] = (float)p * xp1 * dw;       /* dL/dx_ij */
+                    }
+                    for (int j = n; j < TILE; j++) pr[j] = dx[j] = 0.0f;
+                }
+                tile_mm(dV, hp, P, 1, TILE, G, hp, nk, nq, hp, 1);                          /* dv_j += sum_i w_ij/D_i g_i */
+                tile_mm(dKn, hp, dX, 1, TILE, Qn + (size_t)q0 * hp, hp, nk, nq, hp, 1);     /* dk^_j += sum_i dx_ij q^_i */
+                tile_mm(dQn + (size_t)q0 * hp, hp, dX, TILE, 1, Kn + (size_t)k0 * hp, hp, nq, nk, hp, 1); /* dq^_i */
+            }
+            for (int j = 0; j < nk; j++) {
+                size_t t = (size_t)(k0 + j);
+                ln_row_backward(dk + t * C3, pg, pg + hs, dKn + (size_t)j * hp, k + t * C3, params, mk[t], rk[t], hs);
+                for (int d = 0; d < hs; d++) dv[t * C3 + d] += dV[(size_t)j * hp + d];
+            }
+        }
+        for (int t = 0; t < T; t++)
+            ln_row_backward(dq + (size_t)t * C3, pg, pg + hs, dQn + (size_t)t * hp, q + (size_t)t * C3, params, mq[t],
+                            rq[t], hs);
+    }
+    for (int bh = 0; bh < B * NH; bh++)
+        for (size_t i = 0; i < np; i++) dparams[i] += part[bh * np + i];
+}
+
+/* Decoding: the state is the normalised keys and the values, [T][2C]. */
+static size_t poly_n_state(const AttnConfig *a, int T) { return (size_t)T * 2 * a->n_embd; }
+
+static void poly_decode(const AttnConfig *a, const float *params, const float *qkv_t, float *state, int t,
+                        float *out_t) {
+    const int C = a->n_embd, hs = a->head_size, p = a->degree;
+    float *row = state + (size_t)t * 2 * C;
+    for (int h = 0; h < a->n_head; h++) ln_row(row + h * hs, qkv_t + C + h * hs, params, params + hs, hs, NULL, NULL);
+    memcpy(row + C, qkv_t + 2 * C, (size_t)C * sizeof *row);
+    if (!out_t) return;
+    float *qn = tile_scratch((size_t)hs);
+    for (int h = 0; h < a->n_head; h++) {
+        ln_row(qn, qkv_t + h * hs, params, params + hs, hs, NULL, NULL);
+        float *o = out_t + h * hs, sum = 0.0f;
+        memset(o, 0, (size_t)hs * sizeof *o);
+        for (int j = 0; j <= t; j++) {
+            const float *kj = state + (size_t)j * 2 * C + h * hs, *vj = kj + C;
+            float x = 0.0f;
+            for (int d = 0; d < hs; d++) x += qn[d] * kj[d];
+            float w = powi(x, p);
+            sum += w;
+            for (int d = 0; d < hs; d++) o[d] += w * vj[d];
+        }
+        for (int d = 0; d < hs; d++) o[d] /= 1.0f + sum;
+    }
+}
+
+const AttentionKind attention_polynomial = {
+    "polynomial", poly_tensors, poly_n_params, poly_n_saved, poly_init, poly_forward, poly_backward,
+    poly_n_state, poly_decode,
+};

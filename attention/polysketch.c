@@ -1,0 +1,462 @@
+/* PolySketch attention in linear time (ALGORITHMS.md section 3).
+ *
+ * Per layer: a LayerNorm shared by q, k and all heads (q~, k~), and a
+ * degree-2 Gaussian sketch m(x) = (x G1) o (x G2) / sqrt(r), applied
+ * recursively for degree 8 and up (m of m, log2(p) - 1 levels). With
+ * a = m(q~), c = m(k~), the weight w_ij = (a_i . c_j)^2 >= 0 is the inner
+ * product of the self-tensored features phi(a) . phi(c); phi is stored
+ * symmetric, r(r+1)/2 entries (sqrt 2 on the off-diagonal pairs).
+ *
+ * Causal block algorithm, block b: S = sum over earlier blocks of
+ * phi(c_j) [v_j; 1]^T (r(r+1)/2 x (hs+1)); for block l,
+ * u_i = phi(a_i)^T S + sum_{j in block, j <= i} w_ij [v_j; 1], then
+ * S += phi(C_l)^T V_l. D_i = 1 + u_i[hs], o_i = u_i[:hs] / D_i. The heavy
+ * products go through sgemm. With local_exact, the diagonal blocks use the
+ * exact weight (q^_i . k^_j)^p with two LayerNorms of their own (as the
+ * official "mixed" variant). Saved for backward: D [B, NH, T]; everything
+ * else is recomputed. Per-thread scratch is O(T) for one head. */
+#include <math.h>
+#include <stdio.h>
+
+#include "../model/matmul.h"
+#include "attention.h"
+#include "lnorm.h"
+#include "tile.h"
+
+#define MAX_LEVELS 4
+
+typedef struct {
+    int hs, r, F, hs1, b, p, levels, local;
+    size_t lnq, lnk, sk, n;   /* offsets of the local LayerNorms and the sketches; total */
+} Shape;
+
+static Shape shape_of(const AttnConfig *a) {
+    Shape s;
+    s.hs = a->head_size;
+    s.r = a->sketch_size;
+    s.F = s.r * (s.r + 1) / 2;
+    s.hs1 = s.hs + 1;
+    s.b = a->block;
+    s.p = a->degree;
+    s.levels = 0;
+    for (int d = a->degree; d > 2; d /= 2) s.levels++;
+    s.local = a->local_exact;
+    s.lnq = 2 * (size_t)s.hs;
+    s.lnk = s.lnq + (s.local ? 2 * (size_t)s.hs : 0);
+    s.sk = s.lnk + (s.local ? 2 * (size_t)s.hs : 0);
+    s.n = s.sk;
+    for (int l = 0; l < s.levels; l++) s.n += 2 * (size_t)(l ? s.r : s.hs) * s.r;
+    return s;
+}
+
+/* Offset of G1 (which 0) or G2 (which 1) of level l, each [in x r]. */
+static size_t sketch_off(const Shape *s, int l, int which) {
+    size_t off = s->sk;
+    for (int k = 0; k < l; k++) off += 2 * (size_t)(k ? s->r : s->hs) * s->r;
+    return off + (size_t)which * (l ? s->r : s->hs) * s->r;
+}
+
+static const float *sketch_g(const float *params, const Shape *s, int l, int which) {
+    return params + sketch_off(s, l, which);
+}
+
+static int ps_tensors(const AttnConfig *a, AttnTensor *out) {
+    Shape s = shape_of(a);
+    int n = 0;
+    out[n++] = (AttnTensor){"qk_norm.weight", 0, s.hs, 0, 1, 0};
+    out[n++] = (AttnTensor){"qk_norm.bias", (size_t)s.hs, s.hs, 0, 1, 0};
+    if (s.local) {
+        out[n++] = (AttnTensor){"q_norm_local.weight", s.lnq, s.hs, 0, 1, 0};
+        out[n++] = (AttnTensor){"q_norm_local.bias", s.lnq + s.hs, s.hs, 0, 1, 0};
+        out[n++] = (AttnTensor){"k_norm_local.weight", s.lnk, s.hs, 0, 1, 0};
+        out[n++] = (AttnTensor){"k_norm_local.bias", s.lnk + s.hs, s.hs, 0, 1, 0};
+    }
+    for (int l = 0; l < s.levels && n + 2 <= ATTN_MAX_TENSORS; l++)
+        for (int w = 0; w < 2; w++) {
+            out[n] = (AttnTensor){"", sketch_off(&s, l, w), l ? s.r : s.hs, s.r, 0, 0};
+            snprintf(out[n].name, sizeof out[n].name, "sketch.%d.g%d", l, w + 1);
+            n++;
+        }
+    return n;
+}
+
+static size_t ps_n_params(const AttnConfig *a) { return shape_of(a).n; }
+
+static size_t ps_n_saved(const AttnConfig *a, int B, int T) { return (size_t)B * a->n_head * T; }
+
+static void ps_init(const AttnConfig *a, float *params, Rng *r) {
+    Shape s = shape_of(a);
+    for (size_t off = 0; off < s.sk; off += 2 * (size_t)s.hs)
+        for (int i = 0; i < s.hs; i++) {
+            params[off + i] = 1.0f;
+            params[off + s.hs + i] = 0.0f;
+        }
+    for (size_t i = s.sk; i < s.n; i += 2) { /* N(0, 1), Box-Muller */
+        float u1 = rng_float(r), u2 = rng_float(r), rad = sqrtf(-2.0f * logf(1.0f - u1));
+        params[i] = rad * cosf(6.2831853f * u2);
+        if (i + 1 < s.n) params[i + 1] = rad * sinf(6.2831853f * u2);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* pieces                                                                   */
+
+/* Phi[i] = phi(A[i]) for n rows of r: a_p a_q (p <= q), times sqrt 2 off the diagonal */
+static void phi_rows(float *Phi, const float *A, int n, int r, int F) {
+    for (int i = 0; i < n; i++) {
+        const float *a = A + (size_t)i * r;
+        float *f = Phi + (size_t)i * F;
+        for (int p = 0, k = 0; p < r; p++) {
+            f[k++] = a[p] * a[p];
+            float ap = (float)M_SQRT2 * a[p];
+            for (int q = p + 1; q < r; q++) f[k++] = ap * a[q];
+        }
+    }
+}
+
+/* dA += d phi(A) / dA . dPhi */
+static void dphi_rows(float *dA, const float *dPhi, const float *A, int n, int r, int F) {
+    for (int i = 0; i < n; i++) {
+        const float *a = A + (size_t)i * r, *df = dPhi + (size_t)i * F;
+        float *da = dA + (size_t)i * r;
+        for (int p = 0, k = 0; p < r; p++) {
+            da[p] += 2.0f * df[k++] * a[p];
+            for (int q = p + 1; q < r; q++, k++) {
+                float t = (float)M_SQRT2 * df[k];
+                da[p] += t * a[q];
+                da[q] += t * a[p];
+            }
+        }
+    }
+}
+
+/* LN of T rows of one head; stats for backward if wanted */
+static void ln_head(float *out, float *mean, float *rstd, const float *x, size_t stride, int T, int hs,
+                    const float *gain) {
+    for (int t = 0; t < T; t++)
+        ln_row(out + (size_t)t * hs, x + (size_t)t * stride, gain, gain + hs, hs, mean ? mean + t : NULL,
+               rstd ? rstd + t : NULL);
+}
+
+/* The sketch of T rows X [T x hs] through every level; Y holds each level's
+ * (X G1, X G2) for backward: Y + 2l T r and Y + (2l+1) T r. Out: M [T x r]. */
+static void sketch_rows(float *M, float *Y, const float *X, int T, const float *params, const Shape *s) {
+    const float isr = 1.0f / sqrtf((float)s->r);
+    const float *in = X;
+    for (int l = 0; l < s->levels; l++) {
+        int din = l ? s->r : s->hs;
+        float *y1 = Y + (size_t)(2 * l) * T * s->r, *y2 = y1 + (size_t)T * s->r;
+        sgemm(T, s->r, din, in, din, 0, sketch_g(params, s, l, 0), s->r, 0, y1, s->r, 0);
+        sgemm(T, s->r, din, in, din, 0, sketch_g(params, s, l, 1), s->r, 0, y2, s->r, 0);
+        float *m = l + 1 < s->levels ? y2 + (size_t)T * s->r : M; /* the next level's input */
+        if (l + 1 < s->levels) m = Y + (size_t)(2 * s->levels) * T * s->r + (size_t)l * T * s->r;
+        for (size_t i = 0; i < (size_t)T * s->r; i++) m[i] = y1[i] * y2[i] * isr;
+        in = m;
+    }
+}
+
+/* dX [T x hs] = d sketch / dX . dM, through the levels in reverse (G fixed). */
+static void sketch_backward(float *dX, float *dM, float *tmp, const float *Y, int T, const float *params,
+                            const Shape *s) {
+    const float isr = 1.0f / sqrtf((float)s->r);
+    for (int l = s->levels - 1; l >= 0; l--) {
+        /* forward: m = (x G1) o (x G2) / sqrt(r) */
+        int din = l ? s->r : s->hs;
+        const float *y1 = Y + (size_t)(2 * l) * T * s->r, *y2 = y1 + (size_t)T * s->r;
+        float *dy1 = tmp, *dy2 = tmp + (size_t)T * s->r, *out = l ? dM : dX;
+        for (size_t i = 0; i < (size_t)T * s->r; i++) {
+            dy1[i] = dM[i] * y2[i] * isr;
+            dy2[i] = dM[i] * y1[i] * isr;
+        }
+        sgemm(T, din, s->r, dy1, s->r, 0, sketch_g(params, s, l, 0), s->r, 1, out, din, 0);
+        sgemm(T, din, s->r, dy2, s->r, 0, sketch_g(params, s, l, 1), s->r, 1, out, din, 1);
+    }
+}
+
+/* [v | 1] rows of one head */
+static void vbar_rows(float *Vb, const float *v, size_t stride, int n, int hs) {
+    for (int i = 0; i < n; i++) {
+        memcpy(Vb + (size_t)i * (hs + 1), v + (size_t)i * stride, (size_t)hs * sizeof *Vb);
+        Vb[(size_t)i * (hs + 1) + hs] = 1.0f;
+    }
+}
+
+/* Local weights of a block: X = A_blk . B_blk^T (raw), then W = X^p (exact)
+ * or X^2 (sketched) below the diagonal; dW/dX into dX if wanted. */
+static void local_weights(float *W, float *X, const float *Aq, const float *Bk, int n, int dim, int p, float *dWdX) {
+    sgemm(n, n, dim, Aq, dim, 0, Bk, dim, 1, X, n, 0);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            size_t k = (size_t)i * n + j;
+            float x = X[k], xp1 = j <= i ? powi(x, p - 1) : 0.0f;
+            W[k] = xp1 * x;
+            if (dWdX) dWdX[k] = (float)p * xp1;
+        }
+}
+
+/* ------------------------------------------------------------------------ */
+/* forward and backward                                                     */
+
+/* Scratch of one head: everything the two passes keep for all T rows. */
+typedef struct {
+    float *Qs, *Ks, *A, *Cc, *Yq, *Yk, *Ql, *Kl, *stats;
+    float *S, *Phi, *Vb, *W, *X, *U;
+} Work;
+
+static float *work_carve(Work *w, const Shape *s, int T, size_t extra) {
+    size_t Tr = (size_t)T * s->r, Ths = (size_t)T * s->hs, ny = (size_t)(3 * s->levels) * Tr, bb = (size_t)s->b;
+    size_t n = 2 * Ths + 2 * Tr + 2 * ny + (s->local ? 2 * Ths : 0) + 8 * (size_t)T + (size_t)s->F * s->hs1 +
+               bb * s->F + bb * s->hs1 + 2 * bb * bb + bb * s->hs1 + extra;
+    float *p = tile_scratch(n), *base = p;
+    w->Qs = p, p += Ths;
+    w->Ks = p, p += Ths;
+    w->A = p, p += Tr;
+    w->Cc = p, p += Tr;
+    w->Yq = p, p += ny;
+    w->Yk = p, p += ny;
+    w->Ql = s->local ? p : NULL, p += s->local ? Ths : 0;
+    w->Kl = s->local ? p : NULL, p += s->local ? Ths : 0;
+    w->stats = p, p += 8 * (size_t)T;
+    w->S = p, p += (size_t)s->F * s->hs1;
+    w->Phi = p, p += bb * s->F;
+    w->Vb = p, p += bb * s->hs1;
+    w->W = p, p += bb * bb;
+    w->X = p, p += bb * bb;
+    w->U = p, p += bb * s->hs1;
+    return base + (n - extra);
+}
+
+/* LN, sketches and local LNs of one head, with statistics in w->stats. */
+static void prepare_head(Work *w, const Shape *s, const float *params, const float *q, const float *k, size_t stride,
+                         int T) {
+    float *st = w->stats;
+    ln_head(w->Qs, st, st + T, q, stride, T, s->hs, params);
+    ln_head(w->Ks, st + 2 * T, st + 3 * T, k, stride, T, s->hs, params);
+    sketch_rows(w->A, w->Yq, w->Qs, T, params, s);
+    sketch_rows(w->Cc, w->Yk, w->Ks, T, params, s);
+    if (s->local) {
+        ln_head(w->Ql, st + 4 * T, st + 5 * T, q, stride, T, s->hs, params + s->lnq);
+        ln_head(w->Kl, st + 6 * T, st + 7 * T, k, stride, T, s->hs, params + s->lnk);
+    }
+}
+
+static void ps_forward(const AttnConfig *a, const float *params, const float *qkv, float *out, float *saved, int B,
+                       int T) {
+    const Shape s = shape_of(a);
+    const int NH = a->n_head, C = a->n_embd, hs = s.hs, hs1 = s.hs1, r = s.r, F = s.F;
+    const size_t C3 = 3 * (size_t)C;
+    #pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int bi = bh / NH, h = bh % NH;
+        const float *q = qkv + (size_t)bi * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        float *o = out + (size_t)bi * T * C + h * hs, *D = saved + (size_t)bh * T;
+        Work w;
+        work_carve(&w, &s, T, 0);
+        prepare_head(&w, &s, params, q, k, C3, T);
+        memset(w.S, 0, (size_t)F * hs1 * sizeof *w.S);
+        for (int t0 = 0; t0 < T; t0 += s.b) {
+            int n = T - t0 < s.b ? T - t0 : s.b;
+            vbar_rows(w.Vb, v + (size_t)t0 * C3, C3, n, hs);
+            phi_rows(w.Phi, w.A + (size_t)t0 * r, n, r, F);
+            sgemm(n, hs1, F, w.Phi, F, 0, w.S, hs1, 0, w.U, hs1, 0); /* u_i = phi(a_i)^T S */
+            if (s.local) local_weights(w.W, w.X, w.Ql + (size_t)t0 * hs, w.Kl + (size_t)t0 * hs, n, hs, s.p, NULL);
+            else local_weights(w.W, w.X, w.A + (size_t)t0 * r, w.Cc + (size_t)t0 * r, n, r, 2, NULL);
+            sgemm(n, hs1, n, w.W, n, 0, w.Vb, hs1, 0, w.U, hs1, 1);  /* + sum_j w_ij [v_j; 1] */
+            for (int i = 0; i < n; i++) {
+                float Di = 1.0f + w.U[(size_t)i * hs1 + hs], inv = 1.0f / Di;
+                for (int d = 0; d < hs; d++) o[(size_t)(t0 + i) * C + d] = w.U[(size_t)i * hs1 + d] * inv;
+                D[t0 + i] = Di;
+            }
+            phi_rows(w.Phi, w.Cc + (size_t)t0 * r, n, r, F);
+            sgemm(F, hs1, n, w.Phi, F, 1, w.Vb, hs1, 0, w.S, hs1, 1); /* S += phi(C)^T [V 1] */
+        }
+    }
+}
+
+static float *partials(size_t n) {
+    static float *buf;
+    static size_t cap;
+    if (n > cap) {
+        free(buf);
+        buf = malloc(n * sizeof *buf);
+        if (!buf) abort();
+        cap = n;
+    }
+    memset(buf, 0, n * sizeof *buf);
+    return buf;
+}
+
+static void ps_backward(const AttnConfig *a, const float *params, const float *qkv, const float *out,
+                        const float *saved, const float *dout, float *dqkv, float *dparams, int B, int T) {
+    const Shape s = shape_of(a);
+    const int NH = a->n_head, C = a->n_embd, hs = s.hs, hs1 = s.hs1, r = s.r, F = s.F;
+    const size_t C3 = 3 * (size_t)C, np = s.sk; /* LayerNorm parameters get gradients; sketches are fixed */
+    float *part = partials((size_t)B * NH * (np ? np : 1));
+    #pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int bi = bh / NH, h = bh % NH;
+        const float *q = qkv + (size_t)bi * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        const float *o = out + (size_t)bi * T * C + h * hs, *g = dout + (size_t)bi * T * C + h * hs;
+        const float *D = saved + (size_t)bh * T;
+        float *dq = dqkv + (size_t)bi * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C, *pg = part + bh * np;
+        size_t Tr = (size_t)T * r, Ths = (size_t)T * hs, Thp = (size_t)T * hs1, bb = (size_t)s.b;
+        size_t extra = 2 * Tr + 3 * Thp + 2 * Ths + 2 * Tr + 2 * Ths + bb * F + bb * bb;
+        Work w;
+        float *e = work_carve(&w, &s, T, extra);
+        float *dA = e, *dC = dA + Tr, *Gb = dC + Tr, *dVb = Gb + Thp, *tmp = dVb + Thp;
+        float *dQ = tmp + Thp, *dK = dQ + Ths, *t2 = dK + Ths, *dQl = t2 + 2 * Tr, *dKl = dQl + Ths;
+        float *dPhi = dKl + Ths, *dX = dPhi + bb * F;
+        prepare_head(&w, &s, params, q, k, C3, T);
+        memset(dA, 0, 2 * Tr * sizeof *dA);
+        memset(dVb, 0, Thp * sizeof *dVb);
+        memset(dQl, 0, 2 * Ths * sizeof *dQl);
+        for (int i = 0; i < T; i++) { /* g-bar_i = [g_i / D_i ; -(g_i . o_i) / D_i] */
+            float dot = 0.0f, inv = 1.0f / D[i];
+            for (int d = 0; d < hs; d++) {
+                Gb[(size_t)i * hs1 + d] = g[(size_t)i * C + d] * inv;
+                dot += g[(size_t)i * C + d] * o[(size_t)i * C + d];
+            }
+            Gb[(size_t)i * hs1 + hs] = -dot * inv;
+        }
+        /* forward scan: the query side through S, and the local blocks */
+        memset(w.S, 0, (size_t)F * hs1 * sizeof *w.S);
+        for (int t0 = 0; t0 < T; t0 += s.b) {
+            int n = T - t0 < s.b ? T - t0 : s.b;
+            const float *gb = Gb + (size_t)t0 * hs1;
+            vbar_rows(w.Vb, v + (size_t)t0 * C3, C3, n, hs);
+            if (t0 > 0) {
+                sgemm(n, F, hs1, gb, hs1, 0, w.S, hs1, 1, dPhi, F, 0); /* d phi(a_i) = S g-bar_i */
+                dphi_rows(dA + (size_t)t0 * r, dPhi, w.A + (size_t)t0 * r, n, r, F);
+            }
+            const float *lq = s.local ? w.Ql + (size_t)t0 * hs : w.A + (size_t)t0 * r;
+            const float *lk = s.local ? w.Kl + (size_t)t0 * hs : w.Cc + (size_t)t0 * r;
+            int dim = s.local ? hs : r;
+            local_weights(w.W, w.X, lq, lk, n, dim, s.local ? s.p : 2, dX);
+            sgemm(n, n, hs1, gb, hs1, 0, w.Vb, hs1, 1, w.X, n, 0);  /* dw_ij = g-bar_i . [v_j; 1] */
+            for (size_t i = 0; i < (size_t)n * n; i++) dX[i] *= w.X[i]; /* dx_ij = p x^(p-1) dw_ij */
+            sgemm(n, hs1, n, w.W, n, 1, gb, hs1, 0, dVb + (size_t)t0 * hs1, hs1, 1); /* dv-bar_j += w_ij g-bar_i */
+            float *dlq = s.local ? dQl + (size_t)t0 * hs : dA + (size_t)t0 * r;
+            float *dlk = s.local ? dKl + (size_t)t0 * hs : dC + (size_t)t0 * r;
+            sgemm(n, dim, n, dX, n, 0, lk, dim, 0, dlq, dim, 1); /* dq_i += sum_j dx_ij k_j */
+            sgemm(n, dim, n, dX, n, 1, lq, dim, 0, dlk, dim, 1); /* dk_j += sum_i dx_ij q_i */
+            phi_rows(w.Phi, w.Cc + (size_t)t0 * r, n, r, F);
+            sgemm(F, hs1, n, w.Phi, F, 1, w.Vb, hs1, 0, w.S, hs1, 1);
+        }
+        /* reverse scan: the key side through R = sum over later blocks of phi(a_i) g-bar_i^T */
+        float *R = w.S;
+        memset(R, 0, (size_t)F * hs1 * sizeof *R);
+        int last = (T - 1) / s.b * s.b;
+        for (int t0 = last; t0 >= 0; t0 -= s.b) {
+            int n = T - t0 < s.b ? T - t0 : s.b;
+            if (t0 < last) {
+                vbar_rows(w.Vb, v + (size_t)t0 * C3, C3, n, hs);
+                phi_rows(w.Phi, w.Cc + (size_t)t0 * r, n, r, F);
+                sgemm(n, hs1, F, w.Phi, F, 0, R, hs1, 0, dVb + (size_t)t0 * hs1, hs1, 1); /* dv-bar_j += phi(c_j)^T R */
+                sgemm(n, F, hs1, w.Vb, hs1, 0, R, hs1, 1, dPhi, F, 0);                    /* d phi(c_j) = R v-bar_j */
+                dphi_rows(dC + (size_t)t0 * r, dPhi, w.Cc + (size_t)t0 * r, n, r, F);
+            }
+            phi_rows(w.Phi, w.A + (size_t)t0 * r, n, r, F);
+            sgemm(F, hs1, n, w.Phi, F, 1, Gb + (size_t)t0 * hs1, hs1, 0, R, hs1, 1);
+        }
+        /* back through the sketches and the LayerNorms */
+        sketch_backward(dQ, dA, t2, w.Yq, T, params, &s);
+        sketch_backward(dK, dC, t2, w.Yk, T, params, &s);
+        const float *st = w.stats;
+        for (int t = 0; t < T; t++) {
+            size_t ti = (size_t)t;
+            for (int d = 0; d < hs; d++) dv[ti * C3 + d] += dVb[ti * hs1 + d];
+            ln_row_backward(dq + ti * C3, pg, pg + hs, dQ + ti * hs, q + ti * C3, params, st[t], st[T + t], hs);
+            ln_row_backward(dk + ti * C3, pg, pg + hs, dK + ti * hs, k + ti * C3, params, st[2 * T + t], st[3 * T + t], hs);
+            if (s.local) {
+                ln_row_backward(dq + ti * C3, pg + s.lnq, pg + s.lnq + hs, dQl + ti * hs, q + ti * C3, params + s.lnq,
+                                st[4 * T + t], st[5 * T + t], hs);
+                ln_row_backward(dk + ti * C3, pg + s.lnk, pg + s.lnk + hs, dKl + ti * hs, k + ti * C3, params + s.lnk,
+                                st[6 * T + t], st[7 * T + t], hs);
+            }
+        }
+    }
+    for (int bh = 0; bh < B * NH; bh++)
+        for (size_t i = 0; i < np; i++) dparams[i] += part[bh * np + i];
+}
+
+/* ------------------------------------------------------------------------ */
+/* decoding: per head, S and the current block's c, local k^ and v       */
+
+static size_t head_state(const Shape *s) {
+    return (size_t)s->F * s->hs1 + (size_t)s->b * (s->r + (s->local ? s->hs : 0) + s->hs);
+}
+
+static size_t ps_n_state(const AttnConfig *a, int T) {
+    Shape s = shape_of(a);
+    return (size_t)a->n_head * head_state(&s);
+}
+
+/* The sketch of one vector (levels applied in turn). */
+static void sketch_one(float *m, const float *x, const float *params, const Shape *s, float *tmp) {
+    const float isr = 1.0f / sqrtf((float)s->r);
+    memcpy(tmp, x, (size_t)s->hs * sizeof *tmp);
+    for (int l = 0; l < s->levels; l++) {
+        int din = l ? s->r : s->hs;
+        const float *g1 = sketch_g(params, s, l, 0), *g2 = sketch_g(params, s, l, 1);
+        for (int j = 0; j < s->r; j++) {
+            float y1 = 0.0f, y2 = 0.0f;
+            for (int i = 0; i < din; i++) {
+                y1 += tmp[i] * g1[(size_t)i * s->r + j];
+                y2 += tmp[i] * g2[(size_t)i * s->r + j];
+            }
+            m[j] = y1 * y2 * isr;
+        }
+        memcpy(tmp, m, (size_t)s->r * sizeof *tmp);
+    }
+}
+
+static void ps_decode(const AttnConfig *a, const float *params, const float *qkv_t, float *state, int t,
+                      float *out_t) {
+    const Shape s = shape_of(a);
+    const int C = a->n_embd, hs = s.hs, hs1 = s.hs1, r = s.r, F = s.F, row = r + (s.local ? hs : 0) + hs;
+    const int slot = t % s.b;
+    float *buf = tile_scratch((size_t)F + 4 * (size_t)(hs + r) + (size_t)s.b);
+    float *phi = buf, *qs = phi + F, *am = qs + hs + r, *tmp = am + hs + r, *ql = tmp + hs + r, *wt = ql + hs + r;
+    for (int h = 0; h < a->n_head; h++) {
+        float *S = state + (size_t)h * head_state(&s), *blk = S + (size_t)F * hs1;
+        const float *q = qkv_t + h * hs, *k = qkv_t + C + h * hs, *v = qkv_t + 2 * C + h * hs;
+        if (t == 0) memset(S, 0, (size_t)F * hs1 * sizeof *S);
+        if (slot == 0 && t > 0) /* a block ended: fold it into S */
+            for (int j = 0; j < s.b; j++) {
+                const float *bj = blk + (size_t)j * row;
+                phi_rows(phi, bj, 1, r, F);
+                for (int f = 0; f < F; f++) {
+                    float *Sf = S + (size_t)f * hs1;
+                    for (int d = 0; d < hs; d++) Sf[d] += phi[f] * bj[row - hs + d];
+                    Sf[hs] += phi[f];
+                }
+            }
+        float *mine = blk + (size_t)slot * row;
+        ln_row(qs, k, params, params + hs, hs, NULL, NULL);
+        sketch_one(mine, qs, params, &s, tmp); /* c_t */
+        if (s.local) ln_row(mine + r, k, params + s.lnk, params + s.lnk + hs, hs, NULL, NULL);
+        memcpy(mine + row - hs, v, (size_t)hs * sizeof *mine);
+        if (!out_t) continue;
+        ln_row(qs, q, params, params + hs, hs, NULL, NULL);
+        sketch_one(am, qs, params, &s, tmp); /* a_t */
+        if (s.local) ln_row(ql, q, params + s.lnq, params + s.lnq + hs, hs, NULL, NULL);
+        float u[1025] = {0};
+        phi_rows(phi, am, 1, r, F);
+        for (int f = 0; f < F; f++)
+            for (int d = 0; d < hs1; d++) u[d] += phi[f] * S[(size_t)f * hs1 + d];
+        for (int j = 0; j <= slot; j++) {
+            const float *bj = blk + (size_t)j * row, *x = s.local ? ql : am, *y = s.local ? bj + r : bj;
+            int dim = s.local ? hs : r;
+            float z = 0.0f;
+            for (int i = 0; i < dim; i++) z += x[i] * y[i];
+            wt[j] = powi(z, s.local ? s.p : 2);
+            for (int d = 0; d < hs; d++) u[d] += wt[j] * bj[row - hs + d];
+            u[hs] += wt[j];
+        }
+        for (int d = 0; d < hs; d++) out_t[h * hs + d] = u[d] / (1.0f + u[hs]);
+    }
+}
+
+const AttentionKind attention_polysketch = {
+    "polysketch", ps_tensors, ps_n_params, ps_n_saved, ps_init, ps_forward, ps_backward, ps_n_state, ps_decode,
+};
