@@ -8,7 +8,11 @@
  * Everything here is argument handling: each subcommand parses its options,
  * calls into the library, prints the library's error and exits 1 on failure. */
 #include <errno.h>
+#include <math.h>
+#include <omp.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
@@ -365,6 +369,112 @@ static int cmd_eval(int argc, char **argv) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* bench-attn                                                               */
+
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One attention layer alone: the best of `reps` forward and backward passes
+ * on random inputs, after one warm-up. Defaults: GPT-2 small's heads. */
+static int cmd_bench_attn(int argc, char **argv) {
+    Config c;
+    Err e;
+    config_defaults(&c);
+    c.batch_size = 1;
+    c.seq_len = 1024;
+    int reps = 3, decode = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "decode=1") == 0) {
+            decode = 1;
+        } else if (strncmp(argv[i], "reps=", 5) == 0) {
+            int64_t v;
+            if (parse_i64(argv[i] + 5, &v) || v < 0) die("bench-attn: reps: '%s' is not a count (0: one pass, no warm-up)", argv[i] + 5);
+            reps = (int)v;
+        } else if (config_set_arg(&c, argv[i], &e)) {
+            die("bench-attn: %s", e.msg);
+        }
+    }
+    if (c.block_size < c.seq_len) c.block_size = c.seq_len;
+    if (config_validate(&c, 0, &e)) die("bench-attn: %s", e.msg);
+    if (c.threads > 0) omp_set_num_threads(c.threads);
+    GPT2Config g;
+    if (trainer_model_config(&c, &g, &e)) die("bench-attn: %s", e.msg);
+    const AttentionKind *k = g.kind;
+    const AttnConfig *a = &g.attn;
+    int B = c.batch_size, T = c.seq_len, C = c.n_embd;
+    size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, np = k->n_params(a), ns = k->n_saved(a, B, T);
+    float *qkv = malloc(nqkv * sizeof *qkv), *dqkv = malloc(nqkv * sizeof *dqkv), *out = malloc(nout * sizeof *out);
+    float *dout = malloc(nout * sizeof *dout), *params = malloc((np + 1) * sizeof *params);
+    float *dparams = calloc(np + 1, sizeof *dparams), *saved = malloc((ns + 1) * sizeof *saved);
+    if (!qkv || !dqkv || !out || !dout || !params || !dparams || !saved) die("bench-attn: out of memory");
+    Rng r;
+    rng_seed(&r, 1, 2);
+    for (size_t i = 0; i < nqkv; i++) qkv[i] = rng_float(&r) * 2 - 1;
+    for (size_t i = 0; i < nout; i++) dout[i] = rng_float(&r) * 2 - 1;
+    k->init(a, params, &r);
+    if (decode) { /* generation: ms per token just after the start and after T positions */
+        float *state = malloc(k->n_state(a, T + 256) * sizeof *state), *o = malloc((size_t)C * sizeof *o);
+        if (!state || !o) die("bench-attn: out of memory for the decoding state");
+        /* per token over a whole block of 256 positions (PolySketch folds its
+         * block state once per block), just after the start and after T */
+        const float *x = qkv;
+        const int W = 256;
+        for (int t = 0; t < W; t++) k->decode(a, params, x + (size_t)(t % T) * 3 * C, state, t, NULL);
+        double t0 = seconds();
+        for (int t = W; t < 2 * W; t++) k->decode(a, params, x + (size_t)(t % T) * 3 * C, state, t, o);
+        double early = (seconds() - t0) / W;
+        for (int t = 2 * W; t < T; t++) k->decode(a, params, x + (size_t)(t % T) * 3 * C, state, t, NULL);
+        t0 = seconds();
+        for (int t = T; t < T + W; t++) k->decode(a, params, x + (size_t)(t % T) * 3 * C, state, t, o);
+        double late = (seconds() - t0) / W;
+        printf("attention=%s H=%d d=%d decode_ms_per_token positions_256-511=%.3f positions_%d-%d=%.3f state_mb=%.1f\n",
+               c.attention, c.n_head, C / c.n_head, early * 1e3, T, T + W - 1, late * 1e3,
+               (double)k->n_state(a, T + W) * 4 / 1e6);
+        free(state);
+        free(o);
+        return 0;
+    }
+    double fwd = 1e30, bwd = 1e30;
+    for (int i = 0; i <= reps; i++) { /* the first pass warms up (page faults, scratch) */
+        double t0 = seconds();
+        k->forward(a, params, qkv, out, saved, B, T);
+        double t1 = seconds();
+        memset(dqkv, 0, nqkv * sizeof *dqkv);
+        double t2 = seconds();
+        k->backward(a, params, qkv, out, saved, dout, dqkv, dparams, B, T);
+        double t3 = seconds();
+        if (i > 0 || reps == 0) {
+            fwd = fmin(fwd, t1 - t0);
+            bwd = fmin(bwd, t3 - t2);
+        }
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    char kind[96];
+    if (strcmp(c.attention, "polysketch") == 0)
+        snprintf(kind, sizeof kind, "polysketch(r=%d,b=%d,local=%d,p=%d)", c.sketch_size, c.attn_block, c.local_exact,
+                 c.degree);
+    else if (strcmp(c.attention, "polynomial") == 0)
+        snprintf(kind, sizeof kind, "polynomial(p=%d)", c.degree);
+    else
+        snprintf(kind, sizeof kind, "softmax");
+    printf("attention=%s B=%d T=%d H=%d d=%d threads=%d fwd_ms=%.1f bwd_ms=%.1f fwd_bwd_ms=%.1f saved_mb=%.2f "
+           "max_rss_mb=%.0f\n", kind, B, T, c.n_head, C / c.n_head, omp_get_max_threads(), fwd * 1e3, bwd * 1e3,
+           (fwd + bwd) * 1e3, (double)ns * 4 / 1e6, (double)ru.ru_maxrss / 1024);
+    free(qkv);
+    free(dqkv);
+    free(out);
+    free(dout);
+    free(params);
+    free(dparams);
+    free(saved);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 
 static const char *USAGE =
     "usage: ./train CONFIG [key=value ...]   train a model\n"
@@ -372,6 +482,7 @@ static const char *USAGE =
     "       ./train sample CKPT [--prompt TEXT] [--max-new-tokens N] [--temperature T]\n"
     "                      [--top-k K] [--top-p P] [--seed S] [--no-cache]\n"
     "       ./train eval CKPT [val_data=...] [key=value ...]   validation loss and perplexity\n"
+    "       ./train bench-attn [key=value ...] [reps=N]   time one attention layer (fwd, bwd, memory)\n"
     "       ./train tokenize [--allow-special] < text      print GPT-2 token ids\n"
     "       ./train tokenize --decode < ids                print the text of ids\n";
 
@@ -388,6 +499,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "prepare") == 0) return cmd_prepare(argc - 2, argv + 2);
     if (strcmp(argv[1], "sample") == 0) return cmd_sample(argc - 2, argv + 2);
     if (strcmp(argv[1], "eval") == 0) return cmd_eval(argc - 2, argv + 2);
+    if (strcmp(argv[1], "bench-attn") == 0) return cmd_bench_attn(argc - 2, argv + 2);
     if (argv[1][0] == '-') die("unknown option '%s'\n%s", argv[1], USAGE);
     if (access(argv[1], F_OK) != 0 && !strchr(argv[1], '.') && !strchr(argv[1], '/'))
         die("unknown command '%s'\n%s", argv[1], USAGE);

@@ -5,13 +5,26 @@
 
 #include <math.h>
 
+#include "../common/vmath.h"
+
+/* sum of x[0:n] in 16 fixed lanes, then the lanes in order: vectorised, and
+ * the same result every time */
+static inline float sum16(const float *x, int n) {
+    vf16 acc = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16) acc += vf16_load(x + i);
+    float l[16], s = 0.0f;
+    vf16_store(l, acc);
+    for (int k = 0; k < 16; k++) s += l[k];
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
 static inline void ln_row(float *y, const float *x, const float *gain, const float *bias, int n, float *mean_out,
                           float *rstd_out) {
-    float m = 0.0f, v = 0.0f;
-    for (int i = 0; i < n; i++) m += x[i];
-    m /= (float)n;
-    for (int i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
-    float s = 1.0f / sqrtf(v / (float)n + 1e-5f);
+    float m = sum16(x, n) / (float)n;
+    for (int i = 0; i < n; i++) y[i] = (x[i] - m) * (x[i] - m); /* y as scratch */
+    float s = 1.0f / sqrtf(sum16(y, n) / (float)n + 1e-5f);
     for (int i = 0; i < n; i++) y[i] = (x[i] - m) * s * gain[i] + bias[i];
     if (mean_out) *mean_out = m;
     if (rstd_out) *rstd_out = s;

@@ -21,13 +21,14 @@
 #include "../model/matmul.h"
 #include "attention.h"
 #include "lnorm.h"
+#include "sketch_net.h"
 #include "tile.h"
 
 #define MAX_LEVELS 4
 
 typedef struct {
-    int hs, r, F, hs1, b, p, levels, local;
-    size_t lnq, lnk, sk, n;   /* offsets of the local LayerNorms and the sketches; total */
+    int hs, r, F, hs1, b, p, levels, local, learned;
+    size_t lnq, lnk, sk, n;   /* offsets of the local LayerNorms and the sketch; total */
 } Shape;
 
 static Shape shape_of(const AttnConfig *a) {
@@ -41,11 +42,14 @@ static Shape shape_of(const AttnConfig *a) {
     s.levels = 0;
     for (int d = a->degree; d > 2; d /= 2) s.levels++;
     s.local = a->local_exact;
-    s.lnq = 2 * (size_t)s.hs;
+    s.learned = a->sketch_learned;
+    s.lnq = s.learned ? 0 : 2 * (size_t)s.hs; /* the random sketch's LayerNorm (qk_norm) comes first */
     s.lnk = s.lnq + (s.local ? 2 * (size_t)s.hs : 0);
     s.sk = s.lnk + (s.local ? 2 * (size_t)s.hs : 0);
     s.n = s.sk;
-    for (int l = 0; l < s.levels; l++) s.n += 2 * (size_t)(l ? s.r : s.hs) * s.r;
+    if (s.learned) s.n += sketch_net_n_params(s.hs, s.r);
+    else
+        for (int l = 0; l < s.levels; l++) s.n += 2 * (size_t)(l ? s.r : s.hs) * s.r;
     return s;
 }
 
@@ -63,14 +67,17 @@ static const float *sketch_g(const float *params, const Shape *s, int l, int whi
 static int ps_tensors(const AttnConfig *a, AttnTensor *out) {
     Shape s = shape_of(a);
     int n = 0;
-    out[n++] = (AttnTensor){"qk_norm.weight", 0, s.hs, 0, 1, 0};
-    out[n++] = (AttnTensor){"qk_norm.bias", (size_t)s.hs, s.hs, 0, 1, 0};
+    if (!s.learned) {
+        out[n++] = (AttnTensor){"qk_norm.weight", 0, s.hs, 0, 1, 0};
+        out[n++] = (AttnTensor){"qk_norm.bias", (size_t)s.hs, s.hs, 0, 1, 0};
+    }
     if (s.local) {
         out[n++] = (AttnTensor){"q_norm_local.weight", s.lnq, s.hs, 0, 1, 0};
         out[n++] = (AttnTensor){"q_norm_local.bias", s.lnq + s.hs, s.hs, 0, 1, 0};
         out[n++] = (AttnTensor){"k_norm_local.weight", s.lnk, s.hs, 0, 1, 0};
         out[n++] = (AttnTensor){"k_norm_local.bias", s.lnk + s.hs, s.hs, 0, 1, 0};
     }
+    if (s.learned) return n + sketch_net_tensors(s.hs, s.r, s.sk, out + n);
     for (int l = 0; l < s.levels && n + 2 <= ATTN_MAX_TENSORS; l++)
         for (int w = 0; w < 2; w++) {
             out[n] = (AttnTensor){"", sketch_off(&s, l, w), l ? s.r : s.hs, s.r, 0, 0};
@@ -91,6 +98,10 @@ static void ps_init(const AttnConfig *a, float *params, Rng *r) {
             params[off + i] = 1.0f;
             params[off + s.hs + i] = 0.0f;
         }
+    if (s.learned) {
+        sketch_net_init(params + s.sk, s.hs, s.r, r);
+        return;
+    }
     for (size_t i = s.sk; i < s.n; i += 2) { /* N(0, 1), Box-Muller */
         float u1 = rng_float(r), u2 = rng_float(r), rad = sqrtf(-2.0f * logf(1.0f - u1));
         params[i] = rad * cosf(6.2831853f * u2);
@@ -114,18 +125,32 @@ static void phi_rows(float *Phi, const float *A, int n, int r, int F) {
     }
 }
 
-/* dA += d phi(A) / dA . dPhi */
+/* dA += d phi(A) / dA . dPhi. For the pair (p, q > p), t = sqrt2 dPhi_pq:
+ * da_p += t a_q (a dot product over q) and da_q += t a_p (a vector update). */
 static void dphi_rows(float *dA, const float *dPhi, const float *A, int n, int r, int F) {
     for (int i = 0; i < n; i++) {
         const float *a = A + (size_t)i * r, *df = dPhi + (size_t)i * F;
         float *da = dA + (size_t)i * r;
         for (int p = 0, k = 0; p < r; p++) {
-            da[p] += 2.0f * df[k++] * a[p];
-            for (int q = p + 1; q < r; q++, k++) {
-                float t = (float)M_SQRT2 * df[k];
-                da[p] += t * a[q];
-                da[q] += t * a[p];
+            const float *t = df + k + 1; /* dPhi_pq for q = p+1 .. r-1 */
+            int m = r - p - 1;
+            vf16 acc = {0};
+            int q = 0;
+            for (; q + 16 <= m; q += 16) {
+                vf16 tv = vf16_load(t + q) * (float)M_SQRT2;
+                acc += tv * vf16_load(a + p + 1 + q);
+                vf16_store(da + p + 1 + q, vf16_load(da + p + 1 + q) + tv * a[p]);
             }
+            float l[16], dot = 0.0f;
+            vf16_store(l, acc);
+            for (int j = 0; j < 16; j++) dot += l[j];
+            for (; q < m; q++) {
+                float tq = (float)M_SQRT2 * t[q];
+                dot += tq * a[p + 1 + q];
+                da[p + 1 + q] += tq * a[p];
+            }
+            da[p] += 2.0f * df[k] * a[p] + dot;
+            k += r - p;
         }
     }
 }
@@ -199,14 +224,23 @@ static void local_weights(float *W, float *X, const float *Aq, const float *Bk, 
 
 /* Scratch of one head: everything the two passes keep for all T rows. */
 typedef struct {
-    float *Qs, *Ks, *A, *Cc, *Yq, *Yk, *Ql, *Kl, *stats;
+    float *Qs, *Ks, *A, *Cc, *Yq, *Yk, *Ql, *Kl, *stats, *tmp;
     float *S, *Phi, *Vb, *W, *X, *U;
 } Work;
 
+/* floats of the sketch's intermediates for T rows, and of its scratch */
+static size_t sketch_work(const Shape *s, int T) {
+    return s->learned ? sketch_net_work(T, s->hs, s->r) : (size_t)(3 * s->levels) * T * s->r;
+}
+
+static size_t sketch_tmp(const Shape *s, int T) {
+    return s->learned ? sketch_net_tmp(T, s->hs, s->r) : 2 * (size_t)T * s->r;
+}
+
 static float *work_carve(Work *w, const Shape *s, int T, size_t extra) {
-    size_t Tr = (size_t)T * s->r, Ths = (size_t)T * s->hs, ny = (size_t)(3 * s->levels) * Tr, bb = (size_t)s->b;
-    size_t n = 2 * Ths + 2 * Tr + 2 * ny + (s->local ? 2 * Ths : 0) + 8 * (size_t)T + (size_t)s->F * s->hs1 +
-               bb * s->F + bb * s->hs1 + 2 * bb * bb + bb * s->hs1 + extra;
+    size_t Tr = (size_t)T * s->r, Ths = (size_t)T * s->hs, ny = sketch_work(s, T), bb = (size_t)s->b;
+    size_t n = 2 * Ths + 2 * Tr + 2 * ny + (s->local ? 2 * Ths : 0) + 8 * (size_t)T + sketch_tmp(s, T) +
+               (size_t)s->F * s->hs1 + bb * s->F + bb * s->hs1 + 2 * bb * bb + bb * s->hs1 + extra;
     float *p = tile_scratch(n), *base = p;
     w->Qs = p, p += Ths;
     w->Ks = p, p += Ths;
@@ -217,6 +251,7 @@ static float *work_carve(Work *w, const Shape *s, int T, size_t extra) {
     w->Ql = s->local ? p : NULL, p += s->local ? Ths : 0;
     w->Kl = s->local ? p : NULL, p += s->local ? Ths : 0;
     w->stats = p, p += 8 * (size_t)T;
+    w->tmp = p, p += sketch_tmp(s, T);
     w->S = p, p += (size_t)s->F * s->hs1;
     w->Phi = p, p += bb * s->F;
     w->Vb = p, p += bb * s->hs1;
@@ -230,10 +265,19 @@ static float *work_carve(Work *w, const Shape *s, int T, size_t extra) {
 static void prepare_head(Work *w, const Shape *s, const float *params, const float *q, const float *k, size_t stride,
                          int T) {
     float *st = w->stats;
-    ln_head(w->Qs, st, st + T, q, stride, T, s->hs, params);
-    ln_head(w->Ks, st + 2 * T, st + 3 * T, k, stride, T, s->hs, params);
-    sketch_rows(w->A, w->Yq, w->Qs, T, params, s);
-    sketch_rows(w->Cc, w->Yk, w->Ks, T, params, s);
+    if (s->learned) { /* the network has LayerNorms of its own: it takes q and k as they are */
+        for (int t = 0; t < T; t++) {
+            memcpy(w->Qs + (size_t)t * s->hs, q + (size_t)t * stride, (size_t)s->hs * sizeof *w->Qs);
+            memcpy(w->Ks + (size_t)t * s->hs, k + (size_t)t * stride, (size_t)s->hs * sizeof *w->Ks);
+        }
+        sketch_net_forward(w->A, w->Qs, T, s->hs, s->r, params + s->sk, w->Yq, w->tmp);
+        sketch_net_forward(w->Cc, w->Ks, T, s->hs, s->r, params + s->sk, w->Yk, w->tmp);
+    } else {
+        ln_head(w->Qs, st, st + T, q, stride, T, s->hs, params);
+        ln_head(w->Ks, st + 2 * T, st + 3 * T, k, stride, T, s->hs, params);
+        sketch_rows(w->A, w->Yq, w->Qs, T, params, s);
+        sketch_rows(w->Cc, w->Yk, w->Ks, T, params, s);
+    }
     if (s->local) {
         ln_head(w->Ql, st + 4 * T, st + 5 * T, q, stride, T, s->hs, params + s->lnq);
         ln_head(w->Kl, st + 6 * T, st + 7 * T, k, stride, T, s->hs, params + s->lnk);
@@ -290,7 +334,7 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
                         const float *saved, const float *dout, float *dqkv, float *dparams, int B, int T) {
     const Shape s = shape_of(a);
     const int NH = a->n_head, C = a->n_embd, hs = s.hs, hs1 = s.hs1, r = s.r, F = s.F;
-    const size_t C3 = 3 * (size_t)C, np = s.sk; /* LayerNorm parameters get gradients; sketches are fixed */
+    const size_t C3 = 3 * (size_t)C, np = s.learned ? s.n : s.sk; /* a random sketch gets no gradient */
     float *part = partials((size_t)B * NH * (np ? np : 1));
     #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
@@ -300,11 +344,11 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
         const float *D = saved + (size_t)bh * T;
         float *dq = dqkv + (size_t)bi * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C, *pg = part + bh * np;
         size_t Tr = (size_t)T * r, Ths = (size_t)T * hs, Thp = (size_t)T * hs1, bb = (size_t)s.b;
-        size_t extra = 2 * Tr + 3 * Thp + 2 * Ths + 2 * Tr + 2 * Ths + bb * F + bb * bb;
+        size_t extra = 2 * Tr + 3 * Thp + 2 * Ths + 2 * Ths + bb * F + bb * bb;
         Work w;
         float *e = work_carve(&w, &s, T, extra);
         float *dA = e, *dC = dA + Tr, *Gb = dC + Tr, *dVb = Gb + Thp, *tmp = dVb + Thp;
-        float *dQ = tmp + Thp, *dK = dQ + Ths, *t2 = dK + Ths, *dQl = t2 + 2 * Tr, *dKl = dQl + Ths;
+        float *dQ = tmp + Thp, *dK = dQ + Ths, *t2 = w.tmp, *dQl = dK + Ths, *dKl = dQl + Ths;
         float *dPhi = dKl + Ths, *dX = dPhi + bb * F;
         prepare_head(&w, &s, params, q, k, C3, T);
         memset(dA, 0, 2 * Tr * sizeof *dA);
@@ -359,14 +403,28 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
             sgemm(F, hs1, n, w.Phi, F, 1, Gb + (size_t)t0 * hs1, hs1, 0, R, hs1, 1);
         }
         /* back through the sketches and the LayerNorms */
-        sketch_backward(dQ, dA, t2, w.Yq, T, params, &s);
-        sketch_backward(dK, dC, t2, w.Yk, T, params, &s);
+        if (s.learned) {
+            memset(dQ, 0, 2 * Ths * sizeof *dQ);
+            sketch_net_backward(dQ, pg + s.sk, dA, w.Qs, T, hs, r, params + s.sk, w.Yq, t2);
+            sketch_net_backward(dK, pg + s.sk, dC, w.Ks, T, hs, r, params + s.sk, w.Yk, t2);
+        } else {
+            sketch_backward(dQ, dA, t2, w.Yq, T, params, &s);
+            sketch_backward(dK, dC, t2, w.Yk, T, params, &s);
+        }
         const float *st = w.stats;
         for (int t = 0; t < T; t++) {
             size_t ti = (size_t)t;
             for (int d = 0; d < hs; d++) dv[ti * C3 + d] += dVb[ti * hs1 + d];
-            ln_row_backward(dq + ti * C3, pg, pg + hs, dQ + ti * hs, q + ti * C3, params, st[t], st[T + t], hs);
-            ln_row_backward(dk + ti * C3, pg, pg + hs, dK + ti * hs, k + ti * C3, params, st[2 * T + t], st[3 * T + t], hs);
+            if (s.learned) { /* gradients of q and k themselves */
+                for (int d = 0; d < hs; d++) {
+                    dq[ti * C3 + d] += dQ[ti * hs + d];
+                    dk[ti * C3 + d] += dK[ti * hs + d];
+                }
+            } else {
+                ln_row_backward(dq + ti * C3, pg, pg + hs, dQ + ti * hs, q + ti * C3, params, st[t], st[T + t], hs);
+                ln_row_backward(dk + ti * C3, pg, pg + hs, dK + ti * hs, k + ti * C3, params, st[2 * T + t],
+                                st[3 * T + t], hs);
+            }
             if (s.local) {
                 ln_row_backward(dq + ti * C3, pg + s.lnq, pg + s.lnq + hs, dQl + ti * hs, q + ti * C3, params + s.lnq,
                                 st[4 * T + t], st[5 * T + t], hs);
@@ -410,13 +468,25 @@ static void sketch_one(float *m, const float *x, const float *params, const Shap
     }
 }
 
+/* a_t or c_t of one raw q or k vector, with the LayerNorm the sketch needs */
+static void feature_one(float *out, const float *x, const float *params, const Shape *s, float *buf) {
+    if (s->learned) {
+        float *work = buf, *tmp = work + sketch_net_work(1, s->hs, s->r);
+        sketch_net_forward(out, x, 1, s->hs, s->r, params + s->sk, work, tmp);
+        return;
+    }
+    ln_row(buf, x, params, params + s->hs, s->hs, NULL, NULL);
+    sketch_one(out, buf, params, s, buf + s->hs);
+}
+
 static void ps_decode(const AttnConfig *a, const float *params, const float *qkv_t, float *state, int t,
                       float *out_t) {
     const Shape s = shape_of(a);
     const int C = a->n_embd, hs = s.hs, hs1 = s.hs1, r = s.r, F = s.F, row = r + (s.local ? hs : 0) + hs;
     const int slot = t % s.b;
-    float *buf = tile_scratch((size_t)F + 4 * (size_t)(hs + r) + (size_t)s.b);
-    float *phi = buf, *qs = phi + F, *am = qs + hs + r, *tmp = am + hs + r, *ql = tmp + hs + r, *wt = ql + hs + r;
+    size_t nbuf = 2 * (size_t)(hs + r) + sketch_net_work(1, hs, r) + sketch_net_tmp(1, hs, r);
+    float *buf = tile_scratch((size_t)F + 2 * (size_t)(hs + r) + (size_t)s.b + nbuf);
+    float *phi = buf, *am = phi + F, *ql = am + hs + r, *wt = ql + hs + r, *fb = wt + s.b;
     for (int h = 0; h < a->n_head; h++) {
         float *S = state + (size_t)h * head_state(&s), *blk = S + (size_t)F * hs1;
         const float *q = qkv_t + h * hs, *k = qkv_t + C + h * hs, *v = qkv_t + 2 * C + h * hs;
@@ -432,13 +502,11 @@ static void ps_decode(const AttnConfig *a, const float *params, const float *qkv
                 }
             }
         float *mine = blk + (size_t)slot * row;
-        ln_row(qs, k, params, params + hs, hs, NULL, NULL);
-        sketch_one(mine, qs, params, &s, tmp); /* c_t */
+        feature_one(mine, k, params, &s, fb); /* c_t */
         if (s.local) ln_row(mine + r, k, params + s.lnk, params + s.lnk + hs, hs, NULL, NULL);
         memcpy(mine + row - hs, v, (size_t)hs * sizeof *mine);
         if (!out_t) continue;
-        ln_row(qs, q, params, params + hs, hs, NULL, NULL);
-        sketch_one(am, qs, params, &s, tmp); /* a_t */
+        feature_one(am, q, params, &s, fb); /* a_t */
         if (s.local) ln_row(ql, q, params + s.lnq, params + s.lnq + hs, hs, NULL, NULL);
         float u[1025] = {0};
         phi_rows(phi, am, 1, r, F);

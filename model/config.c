@@ -185,13 +185,11 @@ int config_validate(const Config *c, int need_train, Err *e) {
     if (poly && hs > 1024)
         return err_set(e, "attention: %s supports head sizes up to 1024 (n_embd / n_head = %d)", c->attention, hs);
     if (strcmp(c->attention, "polysketch") == 0) {
-        if (c->degree < 4 || (c->degree & (c->degree - 1)))
+        if (strcmp(c->sketch, "random") == 0 && (c->degree < 4 || (c->degree & (c->degree - 1))))
             return err_set(e, "degree: %d; polysketch needs a power of two >= 4 (the sketch is squared "
                               "log2(degree) - 1 times)", c->degree);
         if (c->seq_len % c->attn_block)
             return err_set(e, "attn_block (%d) must divide seq_len (%d)", c->attn_block, c->seq_len);
-        if (strcmp(c->sketch, "learned") == 0)
-            return err_set(e, "sketch: 'learned' is not implemented yet; use sketch=random");
     }
     if (need_train && !c->train_data[0]) return err_set(e, "train_data: required (a glob of shards from ./train prepare)");
     return 0;

@@ -27,6 +27,12 @@ static AttnConfig cfg(int NH, int hs, int degree, int r, int b, int local) {
     return (AttnConfig){NH, NH * hs, hs, degree, 0, r, b, local};
 }
 
+static AttnConfig learned(int NH, int hs, int r, int b, int local) {
+    AttnConfig a = cfg(NH, hs, 4, r, b, local);
+    a.sketch_learned = 1;
+    return a;
+}
+
 /* ------------------------------------------------------------------------ */
 /* dense references in double                                               */
 
@@ -63,11 +69,42 @@ static void sketch_d(double *out, const double *x, const double *params, const A
     memcpy(out, in, (size_t)r * sizeof *out);
 }
 
+static double gelu_d(double x) { return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }
+
+/* The learned sketch in double: two towers of two levels of
+ * Dense_r(GELU(Dense_8r(LN(x)))), f = sqrt(r) tanh(t1 o t2 / sqrt(r)). */
+static void sketch_net_d(double *out, const double *x, const double *params, int hs, int r) {
+    double t[2][512];
+    size_t off = 0;
+    for (int tw = 0; tw < 2; tw++) {
+        double in[512], ln[512], h[4096];
+        memcpy(in, x, (size_t)hs * sizeof *in);
+        for (int l = 0; l < 2; l++) {
+            int din = l ? r : hs;
+            const double *g = params + off, *b = g + din, *w1 = b + din, *w2 = w1 + (size_t)din * 8 * r;
+            ln_d(ln, in, g, b, din);
+            for (int j = 0; j < 8 * r; j++) {
+                double acc = 0;
+                for (int i = 0; i < din; i++) acc += ln[i] * w1[(size_t)i * 8 * r + j];
+                h[j] = gelu_d(acc);
+            }
+            for (int j = 0; j < r; j++) {
+                double acc = 0;
+                for (int i = 0; i < 8 * r; i++) acc += h[i] * w2[(size_t)i * r + j];
+                in[j] = acc;
+            }
+            off += 2 * (size_t)din + (size_t)din * 8 * r + (size_t)8 * r * r;
+        }
+        memcpy(t[tw], in, (size_t)r * sizeof *in);
+    }
+    for (int j = 0; j < r; j++) out[j] = sqrt(r) * tanh(t[0][j] * t[1][j] / sqrt(r));
+}
+
 /* Dense causal attention of a polynomial kind: weights from q and k
  * features, o_i = sum_j w_ij v_j / (1 + sum_j w_ij). sketch: PolySketch. */
 static void dense(const AttnConfig *a, int sketch, const double *qkv, const double *params, double *o, int B, int T) {
     int NH = a->n_head, hs = a->head_size, C = a->n_embd, r = a->sketch_size, p = a->degree;
-    size_t lnq = 2 * (size_t)hs, lnk = lnq + (a->local_exact ? 2 * (size_t)hs : 0);
+    size_t lnq = a->sketch_learned ? 0 : 2 * (size_t)hs, lnk = lnq + (a->local_exact ? 2 * (size_t)hs : 0);
     size_t sk = lnk + (a->local_exact ? 2 * (size_t)hs : 0);
     double *fq = malloc((size_t)T * 1024 * sizeof *fq), *fk = malloc((size_t)T * 1024 * sizeof *fk);
     double *lq = malloc((size_t)T * 1024 * sizeof *lq), *lk = malloc((size_t)T * 1024 * sizeof *lk), tmp[1024];
@@ -75,12 +112,17 @@ static void dense(const AttnConfig *a, int sketch, const double *qkv, const doub
         for (int h = 0; h < NH; h++) {
             for (int t = 0; t < T; t++) {
                 const double *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs, *k = q + C;
-                ln_d(tmp, q, params, params + hs, hs);
-                if (sketch) sketch_d(fq + (size_t)t * 1024, tmp, params, a, sk);
-                else memcpy(fq + (size_t)t * 1024, tmp, (size_t)hs * sizeof *tmp);
-                ln_d(tmp, k, params, params + hs, hs);
-                if (sketch) sketch_d(fk + (size_t)t * 1024, tmp, params, a, sk);
-                else memcpy(fk + (size_t)t * 1024, tmp, (size_t)hs * sizeof *tmp);
+                if (sketch && a->sketch_learned) {
+                    sketch_net_d(fq + (size_t)t * 1024, q, params + sk, hs, r);
+                    sketch_net_d(fk + (size_t)t * 1024, k, params + sk, hs, r);
+                } else {
+                    ln_d(tmp, q, params, params + hs, hs);
+                    if (sketch) sketch_d(fq + (size_t)t * 1024, tmp, params, a, sk);
+                    else memcpy(fq + (size_t)t * 1024, tmp, (size_t)hs * sizeof *tmp);
+                    ln_d(tmp, k, params, params + hs, hs);
+                    if (sketch) sketch_d(fk + (size_t)t * 1024, tmp, params, a, sk);
+                    else memcpy(fk + (size_t)t * 1024, tmp, (size_t)hs * sizeof *tmp);
+                }
                 if (sketch && a->local_exact) {
                     ln_d(lq + (size_t)t * 1024, q, params + lnq, params + lnq + hs, hs);
                     ln_d(lk + (size_t)t * 1024, k, params + lnk, params + lnk + hs, hs);
@@ -170,9 +212,11 @@ static void test_against_dense_reference(void) {
         {&attention_polysketch, 4, 6, 2, 1}, {&attention_polysketch, 4, 6, 4, 1},
         {&attention_polysketch, 4, 6, 70, 1}, {&attention_polysketch, 8, 5, 4, 0},
         {&attention_polysketch, 8, 5, 4, 1}, {&attention_polysketch, 4, 6, 16, 1},
+        {&attention_polysketch, -1, 4, 4, 0}, {&attention_polysketch, -1, 4, 16, 1}, /* -1: learned sketch */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        AttnConfig a = cfg(2, 8, cases[i].degree, cases[i].r, cases[i].b, cases[i].local);
+        AttnConfig a = cases[i].degree < 0 ? learned(2, 8, cases[i].r, cases[i].b, cases[i].local)
+                                           : cfg(2, 8, cases[i].degree, cases[i].r, cases[i].b, cases[i].local);
         Case c = make_case(cases[i].k, a, 2, 70, 0.1f); /* T = 70: two tiles, and blocks that do not divide it */
         c.k->forward(&c.a, c.params, c.qkv, c.out, c.saved, c.B, c.T);
         double err = dense_error(&c, NULL);
@@ -211,8 +255,17 @@ static void grad_check(const AttentionKind *k, AttnConfig a, int B, int T) {
     int nt = k->tensors(&a, at), bad = 0, checked = 0;
     double scale = 0;
     for (size_t i = 0; i < nq; i++) scale = fmax(scale, fabs(dqkv[i]));
-    /* 45 qkv coordinates (q, k, v of early and late positions), then every trainable parameter entry */
-    for (int s = 0; s < 45 + 1000; s++) {
+    /* 45 qkv coordinates (q, k, v of early and late positions), then up to
+     * 12 entries spread over every trainable parameter tensor */
+    int plan[ATTN_MAX_TENSORS * 12][2], nplan = 0;
+    for (int t = 0; t < nt; t++) {
+        int size = at[t].rows * (at[t].cols ? at[t].cols : 1), m = size < 12 ? size : 12;
+        for (int j = 0; at[t].trainable && j < m; j++) {
+            plan[nplan][0] = t;
+            plan[nplan++][1] = (int)((long)j * size / m + j % 3) % size;
+        }
+    }
+    for (int s = 0; s < 45 + nplan; s++) {
         double *target;
         float an;
         if (s < 45) {
@@ -220,14 +273,9 @@ static void grad_check(const AttentionKind *k, AttnConfig a, int B, int T) {
             target = &x[i % nq];
             an = dqkv[i % nq];
         } else {
-            int idx = s - 45, t = 0;
-            while (t < nt && (!at[t].trainable || idx >= at[t].rows)) {
-                if (at[t].trainable) idx -= at[t].rows;
-                t++;
-            }
-            if (t == nt) break;
-            target = &pp[at[t].offset + (size_t)idx];
-            an = dp[at[t].offset + (size_t)idx];
+            const AttnTensor *t = &at[plan[s - 45][0]];
+            target = &pp[t->offset + (size_t)plan[s - 45][1]];
+            an = dp[t->offset + (size_t)plan[s - 45][1]];
         }
         double orig = *target, l[2];
         for (int side = 0; side < 2; side++) {
@@ -263,6 +311,8 @@ static void test_gradients(void) {
     grad_check(&attention_polysketch, cfg(1, 8, 4, 5, 1, 1), 1, 12);
     grad_check(&attention_polysketch, cfg(2, 8, 8, 4, 8, 0), 1, 24);
     grad_check(&attention_polysketch, cfg(2, 8, 8, 4, 8, 1), 1, 24);
+    grad_check(&attention_polysketch, learned(2, 8, 4, 8, 0), 1, 24);
+    grad_check(&attention_polysketch, learned(2, 8, 4, 8, 1), 1, 24);
 }
 
 static void test_causality(void) {
@@ -327,10 +377,11 @@ static void test_sketch_error_falls_with_r(void) {
 }
 
 static void test_memory_and_decode(void) {
-    const AttentionKind *kinds[] = {&attention_polynomial, &attention_polysketch, &attention_polysketch};
-    int local[] = {0, 0, 1};
-    for (int i = 0; i < 3; i++) {
-        AttnConfig a = cfg(2, 8, 4, 6, 16, local[i]);
+    const AttentionKind *kinds[] = {&attention_polynomial, &attention_polysketch, &attention_polysketch,
+                                    &attention_polysketch};
+    int local[] = {0, 0, 1, 1};
+    for (int i = 0; i < 4; i++) {
+        AttnConfig a = i == 3 ? learned(2, 8, 6, 16, 1) : cfg(2, 8, 4, 6, 16, local[i]);
         CHECK(kinds[i]->n_saved(&a, 1, 2000) * 2 == kinds[i]->n_saved(&a, 1, 4000), "%s: saved memory not linear",
               kinds[i]->name);
         if (kinds[i] == &attention_polysketch)

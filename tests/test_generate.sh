@@ -63,7 +63,8 @@ $TRAIN eval "$T/run" >"$T/e1" && grep -qE "val loss [0-9.]+, perplexity [0-9.]+ 
 expect_error eval_unknown_key "eval: command line: unknown key 'val'" $TRAIN eval "$T/run" val=x
 expect_error eval_missing_val_data "no files match" $TRAIN eval "$T/run" val_data="$T/none_*.bin"
 # every attention kind samples with its decoding state exactly as with full forwards
-for kind in polynomial "polysketch sketch_size=8 attn_block=16 local_exact=1" "polysketch sketch_size=8 attn_block=16 local_exact=0"; do
+for kind in polynomial "polysketch sketch_size=8 attn_block=16 local_exact=1" "polysketch sketch_size=8 attn_block=16 local_exact=0" \
+            "polysketch sketch=learned sketch_size=8 attn_block=16 local_exact=0"; do
     name=$(echo "$kind" | tr ' =' '_-')
     $TRAIN config/default.cfg n_layer=2 n_head=2 n_embd=32 block_size=48 batch_size=4 seq_len=48 max_steps=30 \
         eval_interval=0 warmup_steps=5 lr=3e-3 train_data="$T/data/train_*.bin" attention=$kind out_dir="$T/g_$name" >/dev/null 2>&1

@@ -78,7 +78,7 @@ drop() { # val loss at step 0 minus at step 40
 }
 ref=$(drop "$T/log1")
 for kind in "polynomial" "polysketch sketch_size=16 attn_block=16 local_exact=1" "polysketch sketch_size=16 attn_block=16 local_exact=0" \
-            "polysketch sketch_size=8 attn_block=8 degree=8"; do
+            "polysketch sketch_size=8 attn_block=8 degree=8" "polysketch sketch=learned sketch_size=8 attn_block=16 local_exact=1"; do
     name=$(echo "$kind" | tr ' =' '_-')
     $TRAIN "$T/tiny.cfg" attention=$kind out_dir="$T/k_$name" >"$T/k_$name.log" 2>&1
     d=$(drop "$T/k_$name.log")
