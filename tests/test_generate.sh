@@ -67,7 +67,8 @@ for kind in polynomial "polysketch sketch_size=8 attn_block=16 local_exact=1" "p
             "polysketch sketch=learned sketch_size=8 attn_block=16 local_exact=0"; do
     name=$(echo "$kind" | tr ' =' '_-')
     $TRAIN config/default.cfg n_layer=2 n_head=2 n_embd=32 block_size=48 batch_size=4 seq_len=48 max_steps=30 \
-        eval_interval=0 warmup_steps=5 lr=3e-3 train_data="$T/data/train_*.bin" attention=$kind out_dir="$T/g_$name" >/dev/null 2>&1
+        eval_interval=0 warmup_steps=5 lr=3e-3 train_data="$T/data/train_*.bin" val_data="$T/data/val_*.bin" \
+        attention=$kind out_dir="$T/g_$name" >/dev/null 2>&1
     K="$TRAIN sample $T/g_$name --prompt Whale --max-new-tokens 100 --temperature 0"
     $K >"$T/k1" 2>&1 && $K --no-cache >"$T/k2" 2>&1
     cmp -s "$T/k1" "$T/k2" && [ "$(wc -c <"$T/k1")" -gt 100 ] && pass "decode_matches_forward_$name" ||
