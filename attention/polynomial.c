@@ -88,26 +88,12 @@ static void poly_forward(const AttnConfig *a, const float *params, const float *
     }
 }
 
-/* Parameter-gradient partials, one row per (batch, head), reduced in order. */
-static float *partials(size_t n) {
-    static float *buf;
-    static size_t cap;
-    if (n > cap) {
-        free(buf);
-        buf = malloc(n * sizeof *buf);
-        if (!buf) abort();
-        cap = n;
-    }
-    memset(buf, 0, n * sizeof *buf);
-    return buf;
-}
-
 static void poly_backward(const AttnConfig *a, const float *params, const float *qkv, const float *out,
                           const float *saved, const float *dout, float *dqkv, float *dparams, int B, int T) {
     /* forward: o_i = sum_j w_ij v_j / D_i, w_ij = x_ij^p, x_ij = q^_i . k^_j, D_i = 1 + sum_j w_ij */
     const int NH = a->n_head, hs = a->head_size, C = a->n_embd, hp = tile_pad(hs), p = a->degree;
     const size_t C3 = 3 * (size_t)C, np = 2 * (size_t)hs;
-    float *part = partials((size_t)B * NH * np);
+    float *part = attn_partials((size_t)B * NH * np);
     #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;

@@ -317,25 +317,12 @@ static void ps_forward(const AttnConfig *a, const float *params, const float *qk
     }
 }
 
-static float *partials(size_t n) {
-    static float *buf;
-    static size_t cap;
-    if (n > cap) {
-        free(buf);
-        buf = malloc(n * sizeof *buf);
-        if (!buf) abort();
-        cap = n;
-    }
-    memset(buf, 0, n * sizeof *buf);
-    return buf;
-}
-
 static void ps_backward(const AttnConfig *a, const float *params, const float *qkv, const float *out,
                         const float *saved, const float *dout, float *dqkv, float *dparams, int B, int T) {
     const Shape s = shape_of(a);
     const int NH = a->n_head, C = a->n_embd, hs = s.hs, hs1 = s.hs1, r = s.r, F = s.F;
     const size_t C3 = 3 * (size_t)C, np = s.learned ? s.n : s.sk; /* a random sketch gets no gradient */
-    float *part = partials((size_t)B * NH * (np ? np : 1));
+    float *part = attn_partials((size_t)B * NH * (np ? np : 1));
     #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         int bi = bh / NH, h = bh % NH;

@@ -79,6 +79,22 @@ static inline void tile_mm(float *restrict C, int ldc, const float *restrict A, 
     }
 }
 
+/* Parameter-gradient partials: n zeroed floats shared by the threads (one
+ * row per batch and head, summed afterwards in order). Called outside
+ * parallel regions; grown when needed, never freed. */
+static inline float *attn_partials(size_t n) {
+    static float *buf;
+    static size_t cap;
+    if (n > cap) {
+        free(buf);
+        buf = malloc(n * sizeof *buf);
+        if (!buf) abort();
+        cap = n;
+    }
+    memset(buf, 0, n * sizeof *buf);
+    return buf;
+}
+
 /* Per-thread scratch of at least n floats, allocated once and kept. */
 static inline float *tile_scratch(size_t n) {
     static _Thread_local float *buf;

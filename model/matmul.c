@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../common/err.h"
+#include "../common/vmath.h"
 
 #define MR 8
 #define NR 32
@@ -20,15 +21,9 @@
 #define MC 128
 #define NC 512
 
-typedef float v16 __attribute__((vector_size(64)));
-
-static inline v16 load16(const float *p) {
-    v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void store16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+typedef vf16 v16;
+#define load16 vf16_load
+#define store16 vf16_store
 
 /* c[MR x NR] (+)= a (MR-row panel, kc deep) . b (NR-column panel). */
 static void kernel_8x32(int kc, const float *restrict a, const float *restrict b, float *restrict c,

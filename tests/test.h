@@ -28,6 +28,21 @@ static inline void run_test_(const char *name, void (*fn)(void)) {
 }
 #define RUN(fn) run_test_(#fn, fn)
 
+/* A whole file, NUL-terminated (NULL if unreadable); *len gets its size. */
+static inline char *test_slurp(const char *path, size_t *len) {
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    *len = fread(buf, 1, (size_t)n, f);
+    buf[*len] = 0;
+    fclose(f);
+    return buf;
+}
+
 /* The assets directory: $TRAIN_ASSETS or ./assets (tests run from the repo root). */
 static inline const char *test_assets(void) {
     const char *a = getenv("TRAIN_ASSETS");

@@ -11,19 +11,6 @@
 
 static Bpe *bpe;
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = xmalloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    buf[*len] = 0;
-    fclose(f);
-    return buf;
-}
-
 static void decode(const TokVec *v, char **out, size_t *len) {
     size_t n = 0, cap = 64;
     char *buf = xmalloc(cap);
@@ -64,7 +51,7 @@ static void test_reference_ids(void) {
             size_t len;
             char path[4096];
             snprintf(path, sizeof path, "%s/moby_dick.txt", test_assets());
-            char *moby = slurp(path, &len);
+            char *moby = test_slurp(path, &len);
             CHECK(moby != NULL, "%s missing", path);
             if (moby) {
                 TokVec v = {0};

@@ -3,21 +3,8 @@
 # (thread determinism, messages and exit codes for bad arguments and input).
 set -u
 cd "$(dirname "$0")/.."
-export TRAIN_ASSETS=${TRAIN_ASSETS:-$PWD/assets}
-TRAIN="./${BUILD:-build}/train"
-T=$(mktemp -d /tmp/test_cli_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-# expect_error NAME "EXPECTED TEXT" COMMAND...: exit 1, message on stderr
-expect_error() {
-    local name=$1 want=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    local rc=$?
-    if [ $rc -ne 1 ]; then fail "$name" "exit status $rc, expected 1"
-    elif ! grep -qF -- "$want" "$T/err"; then fail "$name" "stderr lacks '$want': $(head -c 300 "$T/err")"
-    else pass "$name"; fi
-}
+TEST_NAME=test_cli
+source tests/lib.sh
 
 # tokenize and decode round trip on real text
 $TRAIN tokenize <assets/moby_dick.txt >"$T/ids" && $TRAIN tokenize --decode <"$T/ids" >"$T/back"

@@ -20,19 +20,6 @@ static char root[] = "/tmp/test_data_XXXXXX";
 /* ------------------------------------------------------------------------ */
 /* helpers                                                                  */
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = xmalloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    buf[*len] = 0;
-    fclose(f);
-    return buf;
-}
-
 static void spit(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     fwrite(data, 1, n, f);
@@ -56,7 +43,7 @@ static TokVec read_split(const char *dir, const char *prefix, int *shards) {
             return v;
         }
         size_t len;
-        char *data = slurp(p, &len);
+        char *data = test_slurp(p, &len);
         const uint16_t *t = (const uint16_t *)(data + SHARD_HEADER_BYTES);
         for (int64_t k = 0; k < n; k++) tokvec_push(&v, t[k]);
         free(data);
@@ -67,7 +54,7 @@ static TokVec read_split(const char *dir, const char *prefix, int *shards) {
 
 static int same_files(const char *a, const char *b) {
     size_t na, nb;
-    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    char *x = test_slurp(a, &na), *y = test_slurp(b, &nb);
     int same = x && y && na == nb && memcmp(x, y, na) == 0;
     free(x);
     free(y);
@@ -247,7 +234,7 @@ static void test_prepare_moby_as_pg19_book(void) {
     snprintf(book, sizeof book, "%s/2701.txt", books);
     snprintf(src, sizeof src, "%s/moby_dick.txt", test_assets());
     size_t len;
-    char *moby = slurp(src, &len);
+    char *moby = test_slurp(src, &len);
     CHECK(moby != NULL, "%s missing", src);
     if (!moby) return;
     spit(book, moby, len);
@@ -332,7 +319,7 @@ static void test_prepare_c4_chapters(void) {
     mkdir(dir, 0777);
     snprintf(src, sizeof src, "%s/moby_dick.txt", test_assets());
     size_t len;
-    char *moby = slurp(src, &len);
+    char *moby = test_slurp(src, &len);
     if (!moby) return;
     BpeCtx *c = bpe_ctx_new(bpe);
     TokVec want = {0};
@@ -393,7 +380,7 @@ static void test_prepare_bad_input(void) {
     path_of(good, "sotu.jsonl");
     path_of(gz, "sotu.jsonl.gz");
     size_t glen;
-    char *gzdata = slurp(gz, &glen);
+    char *gzdata = test_slurp(gz, &glen);
     CHECK(gzdata != NULL && glen > 100000, "needs the gzip file of the jsonl test");
     if (!gzdata) return;
     path_of(out, "bad_out");
@@ -441,7 +428,7 @@ static void test_prepare_bad_input(void) {
     /* a bad line after several complete shards: none of them may survive */
     path_of(p, "late_error.jsonl");
     size_t len;
-    char *text = slurp(good, &len);
+    char *text = test_slurp(good, &len);
     char *both = xmalloc(len + 32);
     memcpy(both, text, len);
     memcpy(both + len, "{\"text\": oops}\n", 15);
@@ -458,7 +445,7 @@ static void test_prepare_bad_input(void) {
     CHECK(run_prepare(SOURCE_JSONL, good, out, 0.01, 100000000, 2, 0, &st, &e) == 0, "%s", e.msg);
     path_of(before, "keep_copy.bin");
     size_t klen;
-    char *kept = slurp(keep, &klen);
+    char *kept = test_slurp(keep, &klen);
     spit(before, kept, klen);
     CHECK(run_prepare(SOURCE_JSONL, p, out, 0.01, 100000000, 2, 0, &st, &e) == -1, "must fail");
     CHECK(same_files(keep, before), "a failed run must not touch the previous shards");

@@ -3,20 +3,8 @@
 # end with the losses and weights of a run that was never stopped, bit for bit.
 set -u
 cd "$(dirname "$0")/.."
-export TRAIN_ASSETS=${TRAIN_ASSETS:-$PWD/assets}
-TRAIN="./${BUILD:-build}/train"
-T=$(mktemp -d /tmp/test_resume_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-expect_error() { # NAME "EXPECTED TEXT" COMMAND...
-    local name=$1 want=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    local rc=$?
-    if [ $rc -ne 1 ]; then fail "$name" "exit status $rc, expected 1 ($(head -c 200 "$T/err"))"
-    elif ! grep -qF -- "$want" "$T/err"; then fail "$name" "stderr lacks '$want': $(head -c 300 "$T/err")"
-    else pass "$name"; fi
-}
+TEST_NAME=test_resume
+source tests/lib.sh
 losses() { cut -d, -f1-5 "$1/metrics.csv"; }
 
 head -c 300000 assets/moby_dick.txt >"$T/book.txt"

@@ -4,20 +4,8 @@
 # readable file, and bad configs are errors naming the file, line or key.
 set -u
 cd "$(dirname "$0")/.."
-export TRAIN_ASSETS=${TRAIN_ASSETS:-$PWD/assets}
-TRAIN="./${BUILD:-build}/train"
-T=$(mktemp -d /tmp/test_train_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-expect_error() { # NAME "EXPECTED TEXT" COMMAND...
-    local name=$1 want=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    local rc=$?
-    if [ $rc -ne 1 ]; then fail "$name" "exit status $rc, expected 1 ($(head -c 200 "$T/err"))"
-    elif ! grep -qF -- "$want" "$T/err"; then fail "$name" "stderr lacks '$want': $(head -c 300 "$T/err")"
-    else pass "$name"; fi
-}
+TEST_NAME=test_train
+source tests/lib.sh
 
 head -c 200000 assets/moby_dick.txt >"$T/book.txt"
 $TRAIN prepare --source pg19 "$T/book.txt" --out "$T/data" --val-fraction 0.1 >/dev/null 2>&1
