@@ -3,6 +3,7 @@
 #   make test       build and run the test suite (ends with "N passed, N failed")
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      build the benchmark programs (run bench/*.sh)
+#   make fuzz SECONDS=N  run every libFuzzer target for N seconds
 #   make setup      install packages and fetch assets (scripts/setup.sh)
 
 CC      ?= gcc
@@ -25,7 +26,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 HEADERS := $(wildcard */*.h)
 
-.PHONY: all test bench setup clean
+.PHONY: all test bench fuzz setup clean
 all: train
 
 train: $(BUILD)/train
@@ -51,8 +52,39 @@ bench: train $(BUILD)/bench_tokenizer
 $(BUILD)/bench_%: bench/bench_%.c $(LIB_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
+# fuzzing: libFuzzer targets for every parser of outside input (clang,
+# libclang-rt-14-dev, libomp-14-dev); each runs SECONDS seconds from the
+# seeds in tests/fuzz/corpus/ (kept as they are) plus what it found before
+# (build-fuzz/corpus/); crashes go to build-fuzz/crashes/.
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -ffp-contract=fast -march=native \
+                -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+FUZZ_TARGETS := config safetensors checkpoint jsonl shard tokenizer
+FUZZ_OBJ     := $(LIB_SRC:%.c=build-fuzz/%.o)
+.SECONDARY: $(FUZZ_OBJ)
+SECONDS      ?= 60
+
+build-fuzz/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
+
+fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p build-fuzz/corpus/$$t build-fuzz/crashes; \
+	    echo "== fuzz_$$t ($(SECONDS) s)"; \
+	    TRAIN_ASSETS=$${TRAIN_ASSETS:-$$PWD/assets} build-fuzz/fuzz_$$t -max_total_time=$(SECONDS) -max_len=65536 \
+	        -print_final_stats=1 -artifact_prefix=build-fuzz/crashes/$$t- build-fuzz/corpus/$$t tests/fuzz/corpus/$$t \
+	        2>build-fuzz/fuzz_$$t.log || failed="$$failed $$t"; \
+	    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)" build-fuzz/fuzz_$$t.log | tail -3; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzzing found crashes in:$$failed (see build-fuzz/)"; exit 1; fi; \
+	echo "fuzzing: no crashes in $(FUZZ_TARGETS)"
+
 setup:
 	scripts/setup.sh
 
 clean:
-	rm -rf build build-san train
+	rm -rf build build-san build-fuzz train

@@ -90,14 +90,14 @@ static Bpe *load_tokenizer(void) {
     return b;
 }
 
-static char *read_all(FILE *f, size_t *len) {
+static char *read_all(FILE *f, const char *name, size_t *len) {
     size_t cap = 1 << 16, n = 0, got;
     char *buf = xmalloc(cap);
     while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
         n += got;
         if (n == cap) buf = xrealloc(buf, cap *= 2);
     }
-    if (ferror(f)) die("stdin: read error: %s", strerror(errno));
+    if (ferror(f)) die("%s: read error: %s", name, strerror(errno));
     *len = n;
     return buf;
 }
@@ -114,7 +114,7 @@ static int cmd_tokenize(int argc, char **argv) {
     }
     Bpe *b = load_tokenizer();
     size_t len;
-    char *in = read_all(stdin, &len);
+    char *in = read_all(stdin, "stdin", &len);
     if (!decode) {
         BpeCtx *c = bpe_ctx_new(b);
         TokVec v = {0};
@@ -269,8 +269,8 @@ static void load_checkpoint_config(const char *ckpt, char *dir, size_t n, Config
 }
 
 static const char *SAMPLE_USAGE =
-    "usage: ./train sample CKPT [--prompt TEXT] [--max-new-tokens N] [--temperature T]\n"
-    "                      [--top-k K] [--top-p P] [--seed S] [--no-cache]\n"
+    "usage: ./train sample CKPT [--prompt TEXT | --prompt-file PATH] [--max-new-tokens N]\n"
+    "                      [--temperature T] [--top-k K] [--top-p P] [--seed S] [--no-cache]\n"
     "  CKPT: an out_dir (its latest checkpoint), a step directory, or hf:DIR (a\n"
     "  Hugging Face GPT-2: config.json + model.safetensors). Defaults: the prompt\n"
     "  is <|endoftext|>, 200 tokens, temperature 1 (0 is greedy), top-k 50,\n"
@@ -278,7 +278,7 @@ static const char *SAMPLE_USAGE =
 
 static int cmd_sample(int argc, char **argv) {
     if (argc < 1 || argv[0][0] == '-') die("sample: CKPT is required\n%s", SAMPLE_USAGE);
-    const char *prompt = NULL;
+    const char *prompt = NULL, *prompt_file = NULL;
     int64_t max_new = 200, top_k = 50, seed = 1337;
     double temperature = 1.0, top_p = 1.0;
     int use_cache = 1;
@@ -286,6 +286,7 @@ static int cmd_sample(int argc, char **argv) {
         const char *a = argv[i];
         int has = i + 1 < argc;
         if (strcmp(a, "--prompt") == 0 && has) prompt = argv[++i];
+        else if (strcmp(a, "--prompt-file") == 0 && has) prompt_file = argv[++i];
         else if (strcmp(a, "--max-new-tokens") == 0 && has) {
             if (parse_i64(argv[++i], &max_new) || max_new < 0) die("sample: --max-new-tokens: '%s' is not a count", argv[i]);
         } else if (strcmp(a, "--temperature") == 0 && has) {
@@ -321,12 +322,21 @@ static int cmd_sample(int argc, char **argv) {
     if (bpe_vocab_size(bpe) > c.vocab_size) die("sample: the model's vocabulary (%d) is smaller than GPT-2's", c.vocab_size);
     BpeCtx *ctx = bpe_ctx_new(bpe);
     TokVec ids = {0};
-    tokvec_push(&ids, bpe_eot(bpe));
-    if (prompt && *prompt) {
-        ids.n = 0;
-        bpe_encode(ctx, prompt, strlen(prompt), 0, &ids);
-        fputs(prompt, stdout);
+    size_t plen = prompt ? strlen(prompt) : 0;
+    char *owned = NULL;
+    if (prompt_file) { /* any bytes, NUL included */
+        FILE *f = fopen(prompt_file, "rb");
+        if (!f) die("sample: --prompt-file %s: %s", prompt_file, strerror(errno));
+        prompt = owned = read_all(f, prompt_file, &plen);
+        fclose(f);
     }
+    tokvec_push(&ids, bpe_eot(bpe));
+    if (plen) {
+        ids.n = 0;
+        bpe_encode(ctx, prompt, plen, 0, &ids);
+        fwrite(prompt, 1, plen, stdout);
+    }
+    free(owned);
     if ((int)ids.n >= c.block_size)
         fprintf(stderr, "sample: the prompt has %zu tokens; the model sees the last %d\n", ids.n, c.block_size);
     Sampler s;
@@ -487,6 +497,8 @@ static const char *USAGE =
     "       ./train tokenize --decode < ids                print the text of ids\n";
 
 int main(int argc, char **argv) {
+    /* a file-size limit (ulimit -f) must fail the write, which we report, not kill us */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
         if (argc >= 2) {

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef enum { K_INT, K_I64, K_REAL, K_STR, K_CHOICE } KeyType;
 
@@ -154,6 +155,9 @@ static int config_ini_line(void *user, const char *section, const char *name, co
 }
 
 int config_load(Config *c, const char *path, Err *e) {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return err_set(e, "%s: not a regular file; expected a config file of 'key = value' lines", path);
     LoadCtx x = {c, {{0}}, 0};
     int line = ini_parse(path, config_ini_line, &x);
     if (line < 0) return err_sys(e, "%s: cannot read config file", path);

@@ -10,8 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --- Debian packages ---------------------------------------------------------
-packages=(gcc make pkg-config libc6-dev libgomp1 libpcre2-dev zlib1g-dev libjansson-dev
-          gzip ca-certificates)
+packages=(gcc make pkg-config libc6-dev libgomp1 libpcre2-dev zlib1g-dev libjansson-dev libinih-dev
+          gzip ca-certificates
+          clang libclang-rt-14-dev libomp-14-dev   # make fuzz (libFuzzer, sanitizers)
+          gnuplot-nox)                             # scripts/plot.sh
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

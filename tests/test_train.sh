@@ -85,29 +85,9 @@ grep -q '"attention": "polysketch"' "$T/ps_a/step_00000020/config.json" &&
     od -An -c -N 4000 "$T/ps_a/step_00000020/model.safetensors" | tr -d ' \n' | grep -q "sketch.0.g1" &&
     pass polysketch_checkpoint_has_its_tensors || fail polysketch_checkpoint_has_its_tensors "no sketch tensors"
 
-# bad configs
-printf 'n_layer = 2\nlrr = 0.1\n' >"$T/bad1.cfg"
-expect_error config_unknown_key "$T/bad1.cfg:2: unknown key 'lrr'" $TRAIN "$T/bad1.cfg"
-printf 'n_layer = two\n' >"$T/bad2.cfg"
-expect_error config_bad_value "$T/bad2.cfg:1: n_layer: 'two' is not an integer" $TRAIN "$T/bad2.cfg"
-printf 'n_layer = 0\n' >"$T/bad3.cfg"
-expect_error config_out_of_range "n_layer: '0' is not an integer in [1," $TRAIN "$T/bad3.cfg"
-printf '[model]\nn_layer = 2\n' >"$T/bad4.cfg"
-expect_error config_sections "$T/bad4.cfg:2: [model]: sections are not used" $TRAIN "$T/bad4.cfg"
-printf 'this line has no equals sign\n' >"$T/bad5.cfg"
-expect_error config_syntax "$T/bad5.cfg:1:" $TRAIN "$T/bad5.cfg"
-expect_error config_missing_file "$T/none.cfg: cannot read config file" $TRAIN "$T/none.cfg"
-expect_error override_unknown_key "command line: unknown key 'nlayer'" $TRAIN "$T/tiny.cfg" nlayer=3
-expect_error override_not_key_value "command line: 'n_layer' is not key=value" $TRAIN "$T/tiny.cfg" n_layer
-expect_error odd_degree "degree: 3 is odd" $TRAIN "$T/tiny.cfg" degree=3
-expect_error polysketch_block_divides "attn_block (48) must divide seq_len (32)" $TRAIN "$T/tiny.cfg" attention=polysketch attn_block=48
+# bad configs (the general table is tests/test_hostile.sh)
 expect_error polysketch_degree "degree: 6; polysketch needs a power of two" $TRAIN "$T/tiny.cfg" attention=polysketch degree=6
 expect_error sketch_size_positive "sketch_size: '0' is not an integer in [1," $TRAIN "$T/tiny.cfg" attention=polysketch sketch_size=0
-expect_error heads_divide_width "n_embd (32) must be divisible by n_head (3)" $TRAIN "$T/tiny.cfg" n_head=3
-expect_error seq_len_le_block "seq_len (128) must be at most block_size (64)" $TRAIN "$T/tiny.cfg" seq_len=128
-expect_error unknown_attention "attention: 'flash' is not one of softmax|polynomial|polysketch" $TRAIN "$T/tiny.cfg" attention=flash
-expect_error unknown_schedule "schedule: 'step' is not one of cosine|linear|constant" $TRAIN "$T/tiny.cfg" schedule=step
-expect_error missing_train_data "train_data: no files match \"$T/nope_*.bin\"" $TRAIN "$T/tiny.cfg" train_data="$T/nope_*.bin"
 expect_error batch_too_big_for_val "val_data:" $TRAIN "$T/tiny.cfg" batch_size=512
 expect_error nan_loss_stops "is NaN" $TRAIN "$T/tiny.cfg" lr=1e6 grad_clip=0 warmup_steps=0 eval_interval=0 out_dir="$T/run5"
 $TRAIN --help | grep -qE '^  warmup_steps +100 ' && pass help_lists_keys || fail help_lists_keys "no warmup_steps line"

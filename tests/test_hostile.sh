@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The hostile-input table: each bad input, and exactly what it gets: exit
+# status 1, a message naming the file, line or key and what was expected,
+# no crash, and nothing of value overwritten.
+#
+# Rows elsewhere: bad data sources (truncated/corrupt gzip, malformed JSON
+# lines, missing "text", empty inputs, unwritable output) in test_data.c and
+# test_cli.sh; damaged checkpoints (size, CRC, header, missing tensor, other
+# shape) in test_checkpoint.c and test_resume.sh; resume refusals in
+# test_resume.sh; sampling arguments and prompts longer than the context in
+# test_generate.sh; NaN losses in test_train.sh.
+set -u
+cd "$(dirname "$0")/.."
+TEST_NAME=test_hostile
+source tests/lib.sh
+
+head -c 200000 assets/moby_dick.txt >"$T/book.txt"
+$TRAIN prepare --source pg19 "$T/book.txt" --out "$T/data" --val-fraction 0.1 >/dev/null 2>&1
+cat >"$T/tiny.cfg" <<CFG
+n_layer = 2
+n_head = 2
+n_embd = 32
+block_size = 64
+batch_size = 4
+seq_len = 32
+train_data = $T/data/train_*.bin
+val_data = $T/data/val_*.bin
+max_steps = 4
+eval_interval = 2
+eval_steps = 2
+threads = 2
+CFG
+C="$T/tiny.cfg"
+
+# --- config: unknown, malformed, out of range, inconsistent ----------------
+printf 'n_layer = 2\nlrr = 0.1\n' >"$T/bad1.cfg"
+expect_error config_unknown_key "$T/bad1.cfg:2: unknown key 'lrr'" $TRAIN "$T/bad1.cfg"
+printf 'n_layer = two\n' >"$T/bad2.cfg"
+expect_error config_bad_value "$T/bad2.cfg:1: n_layer: 'two' is not an integer" $TRAIN "$T/bad2.cfg"
+printf '[model]\nn_layer = 2\n' >"$T/bad4.cfg"
+expect_error config_sections "$T/bad4.cfg:2: [model]: sections are not used" $TRAIN "$T/bad4.cfg"
+printf 'this line has no equals sign\n' >"$T/bad5.cfg"
+expect_error config_syntax "$T/bad5.cfg:1:" $TRAIN "$T/bad5.cfg"
+expect_error config_missing_file "$T/none.cfg: cannot read config file" $TRAIN "$T/none.cfg"
+expect_error config_is_a_directory "$T: not a regular file" $TRAIN "$T"
+expect_error override_unknown_key "command line: unknown key 'nlayer'" $TRAIN "$C" nlayer=3
+expect_error override_not_key_value "command line: 'n_layer' is not key=value" $TRAIN "$C" n_layer
+expect_error zero_layers "n_layer: '0' is not an integer in [1," $TRAIN "$C" n_layer=0
+expect_error negative_batch "batch_size: '-1' is not an integer in [1," $TRAIN "$C" batch_size=-1
+expect_error zero_seq_len "seq_len: '0' is not an integer in [1," $TRAIN "$C" seq_len=0
+expect_error lr_not_a_number "lr: 'fast' is not a number" $TRAIN "$C" lr=fast
+expect_error lr_nan "lr: 'nan' is not a number" $TRAIN "$C" lr=nan
+expect_error heads_divide_width "n_embd (32) must be divisible by n_head (3)" $TRAIN "$C" n_head=3
+expect_error seq_len_le_block "seq_len (128) must be at most block_size (64)" $TRAIN "$C" seq_len=128
+expect_error odd_degree "degree: 3 is odd" $TRAIN "$C" attention=polynomial degree=3
+expect_error unknown_attention "attention: 'flash' is not one of softmax|polynomial|polysketch" $TRAIN "$C" attention=flash
+expect_error block_divides_seq_len "attn_block (48) must divide seq_len (32)" $TRAIN "$C" attention=polysketch attn_block=48
+expect_error min_lr_above_lr "min_lr (0.1) must be at most lr" $TRAIN "$C" lr=0.01 min_lr=0.1
+
+# --- missing files ------------------------------------------------------------
+expect_error missing_train_data "train_data: no files match \"$T/nope_*.bin\"" $TRAIN "$C" train_data="$T/nope_*.bin"
+expect_error missing_tokenizer "encoder.json: cannot open" env TRAIN_ASSETS="$T/none" $TRAIN tokenize </dev/null
+expect_error missing_checkpoint "$T/none: not a checkpoint" $TRAIN sample "$T/none"
+
+# --- damaged shards -----------------------------------------------------------
+mkdir -p "$T/cut" && head -c 5000 "$T/data/train_000000.bin" >"$T/cut/train_000000.bin"
+expect_error truncated_shard "$T/cut/train_000000.bin: header says" $TRAIN "$C" train_data="$T/cut/train_*.bin"
+mkdir -p "$T/flip" && cp "$T/data/train_000000.bin" "$T/flip/" && printf '\x21' | dd of="$T/flip/train_000000.bin" bs=1 seek=1 conv=notrunc 2>/dev/null
+expect_error bit_flipped_magic "$T/flip/train_000000.bin: bad magic" $TRAIN "$C" train_data="$T/flip/train_*.bin"
+# a token id beyond the vocabulary in the middle of a shard
+mkdir -p "$T/oov" && cp "$T/data/train_000000.bin" "$T/oov/"
+printf '\x60\xea' | dd of="$T/oov/train_000000.bin" bs=1 seek=$((1024 + 2 * 100)) conv=notrunc 2>/dev/null
+expect_error out_of_vocabulary_token "$T/oov/train_000000.bin: token 60000 at position 100 is outside the vocabulary" \
+    $TRAIN "$C" train_data="$T/oov/train_*.bin" shuffle=0
+
+# --- disk full while writing a checkpoint: the previous one survives ---------
+$TRAIN "$C" out_dir="$T/run" >/dev/null 2>&1
+before=$(cat "$T/run/latest")
+( ulimit -f 2048; $TRAIN "$C" out_dir="$T/run" max_steps=6 >"$T/full.out" 2>"$T/full.err" ); rc=$?
+if [ $rc -eq 1 ] && grep -q "cannot write" "$T/full.err" && grep -q "File too large" "$T/full.err" &&
+   [ "$(cat "$T/run/latest")" = "$before" ] && ! ls -a "$T/run" | grep -q '^\.tmp_'; then pass disk_full_checkpoint
+else fail disk_full_checkpoint "exit $rc: $(cat "$T/full.err")"; fi
+$TRAIN "$C" out_dir="$T/run" max_steps=6 >"$T/after.out" 2>&1 &&
+    grep -q "resumed from .*$before at step 4" "$T/after.out" && pass resumes_after_disk_full ||
+    fail resumes_after_disk_full "$(head -3 "$T/after.out")"
+( ulimit -f 100; $TRAIN prepare --source pg19 "$T/book.txt" --out "$T/full_prep" >/dev/null 2>"$T/prep.err" ); rc=$?
+[ $rc -eq 1 ] && grep -q "File too large" "$T/prep.err" && [ -z "$(ls "$T/full_prep")" ] && pass disk_full_prepare ||
+    fail disk_full_prepare "exit $rc: $(cat "$T/prep.err") $(ls "$T/full_prep")"
+
+# --- prompts: invalid UTF-8, NUL bytes -----------------------------------------
+printf 'nul\0byte \xff\xfe and \xc3' >"$T/prompt.bin"
+$TRAIN sample "$T/run" --prompt-file "$T/prompt.bin" --max-new-tokens 3 >"$T/p.out" 2>"$T/p.err"
+[ $? -eq 0 ] && head -c "$(wc -c <"$T/prompt.bin")" "$T/p.out" | cmp -s - "$T/prompt.bin" && pass prompt_with_nul_and_invalid_utf8 ||
+    fail prompt_with_nul_and_invalid_utf8 "$(cat "$T/p.err")"
+expect_error missing_prompt_file "$T/none.txt: No such file" $TRAIN sample "$T/run" --prompt-file "$T/none.txt"
+exit 0
