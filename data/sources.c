@@ -99,7 +99,7 @@ SourceReader *source_reader_open(SourceKind kind, const StrList *files) {
     SourceReader *r = xcalloc(1, sizeof *r);
     r->kind = kind;
     r->files = files;
-    r->cap = 1 << 20;
+    r->cap = 64 << 10; /* grows to fit the longest line or book */
     r->buf = xmalloc(r->cap);
     return r;
 }

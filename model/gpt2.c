@@ -178,8 +178,6 @@ float gpt2_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T)
     return crossentropy_forward(a->losses, m->d.lse, a->logits, targets, BT, V);
 }
 
-void gpt2_zero_grad(GPT2 *m) { memset(m->grads, 0, m->n_params * sizeof *m->grads); }
-
 void gpt2_backward(GPT2 *m, float dloss_scale) {
     const GPT2Config *c = &m->cfg;
     const int B = m->fwd_B, T = m->fwd_T, L = c->n_layer, C = c->n_embd, V = c->vocab_size, BT = B * T;
@@ -228,13 +226,14 @@ void gpt2_backward(GPT2 *m, float dloss_scale) {
     encoder_backward(g->wte, g->wpe, d->dres, m->inputs, B, T, C);
 }
 
-void gpt2_update(GPT2 *m, float *adam_m, float *adam_v, const AdamW *o, int t) {
+void gpt2_update(GPT2 *m, float *adam_m, float *adam_v, const AdamW *o, int t, float grad_scale) {
     for (int i = 0; i < gpt2_n_tensors(m); i++) {
         TensorInfo ti;
         gpt2_tensor_info(m, i, &ti);
         if (!ti.trainable) continue;
         size_t n = (size_t)ti.shape[0] * (size_t)(ti.ndim == 2 ? ti.shape[1] : 1), k = ti.offset;
-        adamw_update(m->params + k, m->grads + k, adam_m + k, adam_v + k, n, o, ti.decay ? o->weight_decay : 0.0f, t);
+        adamw_update(m->params + k, m->grads + k, adam_m + k, adam_v + k, n, o, ti.decay ? o->weight_decay : 0.0f, t,
+                     grad_scale);
     }
 }
 

@@ -107,16 +107,16 @@ void gpt2_init(GPT2 *m, uint64_t seed);
  * returns the mean cross-entropy loss; without, only fills the logits. */
 float gpt2_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T);
 
-void gpt2_zero_grad(GPT2 *m);
-
 /* Backward of the last forward (which had targets), scaling the loss
- * gradient by dloss_scale (1 / grad_accum); accumulates into m->grads. */
+ * gradient by dloss_scale (1 / grad_accum); accumulates into m->grads
+ * (zero after gpt2_build and after gpt2_update). */
 void gpt2_backward(GPT2 *m, float dloss_scale);
 
 /* One AdamW step over every parameter: weight decay on the 2-D weights
- * only (as nanoGPT), adam_m and adam_v in the parameter layout. */
+ * only (as nanoGPT), adam_m and adam_v in the parameter layout, gradients
+ * multiplied by grad_scale (clipping) and left zeroed for the next step. */
 struct AdamW;
-void gpt2_update(GPT2 *m, float *adam_m, float *adam_v, const struct AdamW *o, int t);
+void gpt2_update(GPT2 *m, float *adam_m, float *adam_v, const struct AdamW *o, int t, float grad_scale);
 
 /* Training FLOPs per token (forward + backward) at context T. */
 double gpt2_flops_per_token(const GPT2 *m, int T);

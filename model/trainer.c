@@ -310,8 +310,7 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
     for (int step = first; step <= c->max_steps; step++) {
         double t0 = now();
         float lr = lr_at(step - 1, c->max_steps, c->warmup_steps, (float)c->lr, (float)c->min_lr, sched);
-        double loss = 0;
-        gpt2_zero_grad(m);
+        double loss = 0; /* the gradients are zero: gpt2_update left them so */
         for (int micro = 0; micro < c->grad_accum; micro++) {
             if (loader_next(&r->train, r->inputs, r->targets, e)) return -1;
             float l = gpt2_forward(m, r->inputs, r->targets, B, T);
@@ -336,9 +335,9 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
         if (!isfinite(loss) || !isfinite(norm))
             return err_set(e, "step %d: the %s is %s; stopping (lower lr or check the data)", step,
                            isfinite(loss) ? "gradient norm" : "loss", isnan(isfinite(loss) ? norm : loss) ? "NaN" : "infinite");
-        if (c->grad_clip > 0 && norm > c->grad_clip) scale_grads(m->grads, m->n_params, (float)c->grad_clip / (norm + 1e-6f));
+        float clip = c->grad_clip > 0 && norm > c->grad_clip ? (float)c->grad_clip / (norm + 1e-6f) : 1.0f;
         opt.lr = lr;
-        gpt2_update(m, r->adam_m, r->adam_v, &opt, step);
+        gpt2_update(m, r->adam_m, r->adam_v, &opt, step, clip);
         double dt = now() - t0;
         if (step > 1) { /* the first step pays for page faults */
             timed += dt;

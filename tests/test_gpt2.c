@@ -107,15 +107,13 @@ static void test_adamw_steps_match_torch(void) {
                (float)meta("weight_decay")};
     float clip = (float)meta("grad_clip");
     for (int s = 0; s <= steps; s++) {
-        gpt2_zero_grad(&m);
         float loss = gpt2_forward(&m, inputs, targets, B, T);
         CHECK(fabsf(loss - want[s]) <= 1e-5f * want[s], "step %d: loss %.7f vs torch %.7f", s, loss, want[s]);
         if (s == steps) break;
         gpt2_backward(&m, 1.0f);
         float norm = grad_norm(m.grads, m.n_params);
         CHECK(fabsf(norm - norms[s]) <= 1e-4f * norms[s], "step %d: grad norm %.6f vs %.6f", s, norm, norms[s]);
-        if (norm > clip) scale_grads(m.grads, m.n_params, clip / (norm + 1e-6f));
-        gpt2_update(&m, am, av, &o, s + 1);
+        gpt2_update(&m, am, av, &o, s + 1, norm > clip ? clip / (norm + 1e-6f) : 1.0f);
     }
     free(want);
     free(norms);
@@ -134,12 +132,10 @@ static void run_steps(int threads, float *losses) {
     float *am = calloc(m.n_params, sizeof *am), *av = calloc(m.n_params, sizeof *av);
     AdamW o = {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f};
     for (int s = 0; s < 10; s++) {
-        gpt2_zero_grad(&m);
         losses[s] = gpt2_forward(&m, inputs, targets, B, T);
         gpt2_backward(&m, 1.0f);
         float norm = grad_norm(m.grads, m.n_params);
-        if (norm > 1.0f) scale_grads(m.grads, m.n_params, 1.0f / (norm + 1e-6f));
-        gpt2_update(&m, am, av, &o, s + 1);
+        gpt2_update(&m, am, av, &o, s + 1, norm > 1.0f ? 1.0f / (norm + 1e-6f) : 1.0f);
     }
     free(am);
     free(av);
