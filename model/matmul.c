@@ -22,38 +22,94 @@
 #define NC 512
 
 typedef vf16 v16;
-#define load16 vf16_load
-#define store16 vf16_store
 
-/* c[MR x NR] (+)= a (MR-row panel, kc deep) . b (NR-column panel). */
-static void kernel_8x32(int kc, const float *restrict a, const float *restrict b, float *restrict c,
-                        int ldc, int accumulate) {
-    v16 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
-    v16 c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0}, c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0};
-    for (int k = 0; k < kc; k++, a += MR, b += NR) {
-        v16 b0 = load16(b), b1 = load16(b + 16);
-        c00 += a[0] * b0; c01 += a[0] * b1;
-        c10 += a[1] * b0; c11 += a[1] * b1;
-        c20 += a[2] * b0; c21 += a[2] * b1;
-        c30 += a[3] * b0; c31 += a[3] * b1;
-        c40 += a[4] * b0; c41 += a[4] * b1;
-        c50 += a[5] * b0; c51 += a[5] * b1;
-        c60 += a[6] * b0; c61 += a[6] * b1;
-        c70 += a[7] * b0; c71 += a[7] * b1;
+/* The micro-kernel: c[MR x NR] (+)= a (an MR-row panel, kc deep) . b (an
+ * NR-column panel). Three builds of it, chosen at run time (sgemm_simd):
+ * AVX-512 keeps the whole 8 x 32 tile in 16 registers of 16 floats; AVX2 and
+ * the portable build (x86-64's SSE2) walk it in four 4 x 16 quarters, since
+ * 16 accumulators of two ymm each would spill. */
+/* Vector load and store written out in each kernel: calling a helper built
+ * for another ISA would pass vectors under a different ABI. */
+#define KLOAD(p) __extension__({ v16 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
+#define KSTORE(p, x) __extension__({ v16 x_ = (x); __builtin_memcpy((p), &x_, sizeof x_); })
+
+#define KERNEL_FULL(name, arch)                                                                    \
+    __attribute__((target(arch))) static void name(int kc, const float *restrict a,                 \
+                                                   const float *restrict b, float *restrict c,     \
+                                                   int ldc, int accumulate) {                      \
+        v16 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0}; \
+        v16 c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0}, c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0}; \
+        for (int k = 0; k < kc; k++, a += MR, b += NR) {                                           \
+            v16 b0 = KLOAD(b), b1 = KLOAD(b + 16);                                               \
+            c00 += a[0] * b0; c01 += a[0] * b1;                                                    \
+            c10 += a[1] * b0; c11 += a[1] * b1;                                                    \
+            c20 += a[2] * b0; c21 += a[2] * b1;                                                    \
+            c30 += a[3] * b0; c31 += a[3] * b1;                                                    \
+            c40 += a[4] * b0; c41 += a[4] * b1;                                                    \
+            c50 += a[5] * b0; c51 += a[5] * b1;                                                    \
+            c60 += a[6] * b0; c61 += a[6] * b1;                                                    \
+            c70 += a[7] * b0; c71 += a[7] * b1;                                                    \
+        }                                                                                          \
+        v16 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},                          \
+                          {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};                         \
+        for (int r = 0; r < MR; r++)                                                               \
+            for (int j = 0; j < 2; j++) {                                                          \
+                float *row = c + (size_t)r * ldc + 16 * j;                                         \
+                KSTORE(row, accumulate ? KLOAD(row) + acc[r][j] : acc[r][j]);                    \
+            }                                                                                      \
     }
-    v16 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
-                      {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
-    for (int r = 0; r < MR; r++) {
-        float *row = c + (size_t)r * ldc;
-        if (accumulate) {
-            store16(row, load16(row) + acc[r][0]);
-            store16(row + 16, load16(row + 16) + acc[r][1]);
-        } else {
-            store16(row, acc[r][0]);
-            store16(row + 16, acc[r][1]);
-        }
+
+#define KERNEL_QUARTERS(name, arch)                                                                \
+    __attribute__((target(arch))) static void name(int kc, const float *restrict a,                 \
+                                                   const float *restrict b, float *restrict c,     \
+                                                   int ldc, int accumulate) {                      \
+        for (int r0 = 0; r0 < MR; r0 += 4)                                                         \
+            for (int j0 = 0; j0 < NR; j0 += 16) {                                                  \
+                v16 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};                                        \
+                const float *ap = a + r0, *bp = b + j0;                                            \
+                for (int k = 0; k < kc; k++, ap += MR, bp += NR) {                                 \
+                    v16 bv = KLOAD(bp);                                                           \
+                    c0 += ap[0] * bv;                                                              \
+                    c1 += ap[1] * bv;                                                              \
+                    c2 += ap[2] * bv;                                                              \
+                    c3 += ap[3] * bv;                                                              \
+                }                                                                                  \
+                v16 acc[4] = {c0, c1, c2, c3};                                                     \
+                for (int r = 0; r < 4; r++) {                                                      \
+                    float *row = c + (size_t)(r0 + r) * ldc + j0;                                  \
+                    KSTORE(row, accumulate ? KLOAD(row) + acc[r] : acc[r]);                      \
+                }                                                                                  \
+            }                                                                                      \
     }
+
+KERNEL_FULL(kernel_avx512, "arch=x86-64-v4")
+KERNEL_QUARTERS(kernel_avx2, "arch=x86-64-v3")
+KERNEL_QUARTERS(kernel_portable, "arch=x86-64")
+
+typedef void (*KernelFn)(int, const float *, const float *, float *, int, int);
+static const struct {
+    const char *name;
+    KernelFn fn;
+} KERNELS[] = {{"portable", kernel_portable}, {"avx2", kernel_avx2}, {"avx512", kernel_avx512}};
+static KernelFn kernel_8x32;
+static int simd_level = -1;
+
+int sgemm_simd(int level) {
+    if (level >= 0 && level <= SGEMM_AVX512) {
+        simd_level = level;
+    } else if (simd_level < 0) {
+        const char *env = getenv("TRAIN_SIMD");
+        __builtin_cpu_init();
+        simd_level = __builtin_cpu_supports("avx512f") ? SGEMM_AVX512
+                   : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? SGEMM_AVX2 : SGEMM_PORTABLE;
+        for (int i = 0; env && i <= SGEMM_AVX512; i++)
+            if (strcmp(env, KERNELS[i].name) == 0 && i <= simd_level) simd_level = i;
+    }
+    kernel_8x32 = KERNELS[simd_level].fn;
+    return simd_level;
 }
+
+const char *sgemm_simd_name(void) { return KERNELS[sgemm_simd(-1)].name; }
 
 /* Packs A[i0:i0+mc, p0:p0+kc] into MR-row panels: out[panel][k][r]. */
 static void pack_a(float *out, const float *A, int lda, int transA, int i0, int mc, int p0, int kc) {
@@ -150,6 +206,7 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
 void sgemm(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb,
            int transB, float *C, int ldc, int accumulate) {
     if (M <= 0 || N <= 0) return;
+    if (!kernel_8x32) sgemm_simd(-1);
     int nt = (double)M * N * K < 2e5 ? 1 : omp_get_max_threads();
     int nblocks = (N + NC - 1) / NC;
     int split_n = nblocks >= nt && nblocks * MC >= M;

@@ -25,6 +25,14 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int C, int OC);
 
+/* The micro-kernel build in use: chosen at the first call from the CPU
+ * (AVX-512, else AVX2 with FMA, else portable SSE2), lowered by the
+ * environment variable TRAIN_SIMD=avx2|portable, or set by passing a level
+ * (tests run all three). Returns the level now in use. */
+enum { SGEMM_PORTABLE, SGEMM_AVX2, SGEMM_AVX512 };
+int sgemm_simd(int level);   /* level < 0: keep (or choose) */
+const char *sgemm_simd_name(void);
+
 /* A plain triple loop with double accumulation, for tests. */
 void sgemm_reference(int M, int N, int K, const float *A, int lda, int transA, const float *B,
                      int ldb, int transB, float *C, int ldc, int accumulate);

@@ -13,6 +13,7 @@
 #include "../data/loader.h"
 #include "checkpoint.h"
 #include "gpt2.h"
+#include "matmul.h"
 #include "optim.h"
 #include "sampler.h"
 
@@ -294,8 +295,9 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
     Schedule sched = strcmp(c->schedule, "linear") == 0 ? SCHED_LINEAR
                    : strcmp(c->schedule, "constant") == 0 ? SCHED_CONSTANT : SCHED_COSINE;
     AdamW opt = {0, (float)c->beta1, (float)c->beta2, (float)c->eps, (float)c->weight_decay};
-    printf("model: %d layers, %d heads, %d wide, %s attention, %.2fM parameters; %d threads\n", c->n_layer,
-           c->n_head, c->n_embd, c->attention, (double)m->n_params / 1e6, omp_get_max_threads());
+    printf("model: %d layers, %d heads, %d wide, %s attention, %.2fM parameters; %d threads, %s SGEMM\n",
+           c->n_layer, c->n_head, c->n_embd, c->attention, (double)m->n_params / 1e6, omp_get_max_threads(),
+           sgemm_simd_name());
     printf("data: %lld training windows of %d x %d tokens\n", (long long)r->train.total_samples, B, T);
     float val;
     int first = (int)r->st.step + 1;
