@@ -8,7 +8,7 @@
 
 CC      ?= gcc
 OPT     ?= -O2 -march=native
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation -ffp-contract=fast \
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation -Wno-psabi -ffp-contract=fast \
            -fopenmp $(OPT) -g
 LDLIBS  += -lpcre2-8 -ljansson -linih -lz -lm
 BUILD   ?= build
