@@ -52,6 +52,9 @@ bench: train $(BUILD)/bench_tokenizer
 $(BUILD)/bench_%: bench/bench_%.c $(LIB_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
+$(BUILD)/bench_sgemm: bench/bench_sgemm.c $(LIB_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lopenblas
+
 # fuzzing: libFuzzer targets for every parser of outside input (clang,
 # libclang-rt-14-dev, libomp-14-dev); each runs SECONDS seconds from the
 # seeds in tests/fuzz/corpus/ (kept as they are) plus what it found before

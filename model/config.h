@@ -36,6 +36,7 @@ typedef struct {
     int64_t seed;
     int threads, shuffle;
     char train_data[CONFIG_STR], val_data[CONFIG_STR], init_from[CONFIG_STR], resume[CONFIG_STR];
+    char precision[32];
     /* reporting and debugging */
     int sample_tokens;
     double peak_gflops;

@@ -160,20 +160,20 @@ float gpt2_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T)
         float *ln1 = a->ln1 + lC, *qkv = a->qkv + 3 * lC, *atty = a->atty + lC;
         float *ln2 = a->ln2 + lC, *fch = a->fch + 4 * lC, *fch_gelu = a->fch_gelu + 4 * lC;
         layernorm_forward(ln1, a->ln1_mean + lB, a->ln1_rstd + lB, res, p->ln1w + l * C, p->ln1b + l * C, BT, C);
-        matmul_forward(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, BT, C, 3 * C);
+        matmul_forward(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, BT, C, 3 * C, c->bf16);
         c->kind->forward(&c->attn, p->attn + l * na, qkv, atty, a->attsaved + l * ns, B, T);
-        matmul_forward(a->attproj + lC, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, BT, C, C);
+        matmul_forward(a->attproj + lC, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, BT, C, C, c->bf16);
         residual_forward(a->residual2 + lC, res, a->attproj + lC, BT * C);
         layernorm_forward(ln2, a->ln2_mean + lB, a->ln2_rstd + lB, a->residual2 + lC, p->ln2w + l * C,
                           p->ln2b + l * C, BT, C);
-        matmul_forward(fch, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, BT, C, 4 * C);
+        matmul_forward(fch, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, BT, C, 4 * C, c->bf16);
         gelu_forward(fch_gelu, fch, BT * 4 * C);
-        matmul_forward(a->fcproj + lC, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, p->fcprojb + l * C, BT, 4 * C, C);
+        matmul_forward(a->fcproj + lC, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, p->fcprojb + l * C, BT, 4 * C, C, c->bf16);
         residual_forward(a->residual3 + lC, a->residual2 + lC, a->fcproj + lC, BT * C);
     }
     float *last = a->residual3 + (size_t)(L - 1) * BT * C;
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, p->lnfw, p->lnfb, BT, C);
-    matmul_forward(a->logits, a->lnf, p->wte, NULL, BT, C, V);
+    matmul_forward(a->logits, a->lnf, p->wte, NULL, BT, C, V, c->bf16);
     if (!targets) return 0.0f;
     return crossentropy_forward(a->losses, m->d.lse, a->logits, targets, BT, V);
 }
@@ -191,7 +191,7 @@ void gpt2_backward(GPT2 *m, float dloss_scale) {
     crossentropy_backward(a->logits, a->logits, d->lse, m->targets, dloss_scale / (float)BT, BT, V);
     float *dlogits = a->logits;
     memset(d->dC1, 0, nC * sizeof(float));
-    matmul_backward(d->dC1, g->wte, NULL, dlogits, a->lnf, p->wte, BT, C, V);
+    matmul_backward(d->dC1, g->wte, NULL, dlogits, a->lnf, p->wte, BT, C, V, c->bf16);
     memset(d->dres, 0, nC * sizeof(float));
     float *last = a->residual3 + (size_t)(L - 1) * nC;
     layernorm_backward(d->dres, g->lnfw, g->lnfb, d->dC1, last, p->lnfw, a->lnf_mean, a->lnf_rstd, BT, C);
@@ -202,24 +202,24 @@ void gpt2_backward(GPT2 *m, float dloss_scale) {
         /* residual3 = residual2 + fcproj: dres flows to both */
         memset(d->d4C1, 0, 4 * nC * sizeof(float));
         matmul_backward(d->d4C1, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, d->dres,
-                        a->fch_gelu + 4 * lC, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C);
+                        a->fch_gelu + 4 * lC, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, c->bf16);
         memset(d->d4C2, 0, 4 * nC * sizeof(float));
         gelu_backward(d->d4C2, a->fch + 4 * lC, d->d4C1, BT * 4 * C);
         memset(d->dC1, 0, nC * sizeof(float));
         matmul_backward(d->dC1, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, d->d4C2, a->ln2 + lC,
-                        p->fcw + (size_t)l * 4 * C * C, BT, C, 4 * C);
+                        p->fcw + (size_t)l * 4 * C * C, BT, C, 4 * C, c->bf16);
         layernorm_backward(d->dres, g->ln2w + l * C, g->ln2b + l * C, d->dC1, a->residual2 + lC,
                            p->ln2w + l * C, a->ln2_mean + lB, a->ln2_rstd + lB, BT, C);
         /* residual2 = res + attproj */
         memset(d->dC2, 0, nC * sizeof(float));
         matmul_backward(d->dC2, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, d->dres, a->atty + lC,
-                        p->attprojw + (size_t)l * C * C, BT, C, C);
+                        p->attprojw + (size_t)l * C * C, BT, C, C, c->bf16);
         memset(d->dqkv, 0, 3 * nC * sizeof(float));
         c->kind->backward(&c->attn, p->attn + l * na, a->qkv + 3 * lC, a->atty + lC, a->attsaved + l * ns,
                           d->dC2, d->dqkv, g->attn + l * na, B, T);
         memset(d->dC1, 0, nC * sizeof(float));
         matmul_backward(d->dC1, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, d->dqkv, a->ln1 + lC,
-                        p->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
+                        p->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C, c->bf16);
         layernorm_backward(d->dres, g->ln1w + l * C, g->ln1b + l * C, d->dC1, res, p->ln1w + l * C,
                            a->ln1_mean + lB, a->ln1_rstd + lB, BT, C);
     }

@@ -18,6 +18,7 @@ typedef struct {
     int n_layer, n_head, n_embd, block_size, vocab_size;
     AttnConfig attn;
     const AttentionKind *kind;
+    int bf16;    /* linear layers' products in bfloat16 (fp32 accumulation and weights) */
 } GPT2Config;
 
 #define N_PARAM_TENSORS 17

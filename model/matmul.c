@@ -8,7 +8,9 @@
  * transposition and zero-pads the edges. */
 #include "matmul.h"
 
+#include <immintrin.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,13 +155,86 @@ static void pack_b(float *out, const float *B, int ldb, int transB, int p0, int 
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* bf16 products (precision=bf16): A and B are rounded to bfloat16 as they
+ * are packed, in pairs along k; AVX512-BF16's vdpbf16ps multiplies a pair of
+ * A by a pair of B and adds both products to an fp32 lane. Accumulation,
+ * the output and the master weights stay fp32. */
+
+static inline uint16_t to_bf16(float x) { /* round to nearest even */
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 0x40); /* NaN stays NaN */
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+/* out[panel][k/2][r] = the pair (A(r, k), A(r, k+1)) as two bf16 in 32 bits */
+static void pack_a_bf16(uint32_t *out, const float *A, int lda, int transA, int i0, int mc, int p0, int kc) {
+    int kp = (kc + 1) / 2;
+    for (int ip = 0; ip < mc; ip += MR, out += (size_t)MR * kp)
+        for (int r = 0; r < MR; r++)
+            for (int k = 0; k < kp; k++) {
+                float lo = 0.0f, hi = 0.0f;
+                if (ip + r < mc) {
+                    int i = i0 + ip + r, k0 = p0 + 2 * k;
+                    lo = transA ? A[(size_t)k0 * lda + i] : A[(size_t)i * lda + k0];
+                    if (2 * k + 1 < kc) hi = transA ? A[(size_t)(k0 + 1) * lda + i] : A[(size_t)i * lda + k0 + 1];
+                }
+                out[(size_t)k * MR + r] = (uint32_t)to_bf16(lo) | (uint32_t)to_bf16(hi) << 16;
+            }
+}
+
+/* out[panel][k/2][c] = the pair (B(k, c), B(k+1, c)) */
+static void pack_b_bf16(uint32_t *out, const float *B, int ldb, int transB, int p0, int kc, int j0, int nc) {
+    int kp = (kc + 1) / 2;
+    for (int jp = 0; jp < nc; jp += NR, out += (size_t)NR * kp)
+        for (int k = 0; k < kp; k++)
+            for (int c = 0; c < NR; c++) {
+                float lo = 0.0f, hi = 0.0f;
+                if (jp + c < nc) {
+                    int j = j0 + jp + c, k0 = p0 + 2 * k;
+                    lo = transB ? B[(size_t)j * ldb + k0] : B[(size_t)k0 * ldb + j];
+                    if (2 * k + 1 < kc) hi = transB ? B[(size_t)j * ldb + k0 + 1] : B[(size_t)(k0 + 1) * ldb + j];
+                }
+                out[(size_t)k * NR + c] = (uint32_t)to_bf16(lo) | (uint32_t)to_bf16(hi) << 16;
+            }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void kernel_bf16(int kp, const uint32_t *restrict a,
+                                                                               const uint32_t *restrict b,
+                                                                               float *restrict c, int ldc,
+                                                                               int accumulate) {
+    __m512 acc[MR][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int k = 0; k < kp; k++, a += MR, b += NR) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(b), b1 = (__m512bh)_mm512_loadu_si512(b + 16);
+        #pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            __m512bh ar = (__m512bh)_mm512_set1_epi32((int)a[r]);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], ar, b0);
+            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], ar, b1);
+        }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < 2; j++) {
+            float *row = c + (size_t)r * ldc + 16 * j;
+            _mm512_storeu_ps(row, accumulate ? _mm512_add_ps(_mm512_loadu_ps(row), acc[r][j]) : acc[r][j]);
+        }
+}
+
+int sgemm_bf16_supported(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+}
+
 /* Per-thread packing buffers, allocated on first use and kept. */
 static _Thread_local float *pack_a_buf, *pack_b_buf;
 
 /* One thread's region C[i0:i1, j0:j1], in BLIS order: for each NC column
  * block and KC slice, B is packed once and reused by every MC row block. */
 static void region(int K, const float *A, int lda, int transA, const float *B, int ldb, int transB, float *C,
-                   int ldc, int accumulate, int i0, int i1, int j0, int j1) {
+                   int ldc, int accumulate, int i0, int i1, int j0, int j1, int bf16) {
     if (!pack_a_buf) {
         pack_a_buf = aligned_alloc(64, sizeof(float) * MC * KC);
         pack_b_buf = aligned_alloc(64, sizeof(float) * KC * NC);
@@ -173,23 +248,28 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
         for (int p0 = 0; p0 < K; p0 += KC) {
             int kc = K - p0 < KC ? K - p0 : KC;
             int acc = accumulate || p0 > 0;
-            pack_b(pack_b_buf, B, ldb, transB, p0, kc, jc, nc);
+            int kp = (kc + 1) / 2; /* bf16: k in pairs; the packed panels hold kp pairs */
+            if (bf16) pack_b_bf16((uint32_t *)pack_b_buf, B, ldb, transB, p0, kc, jc, nc);
+            else pack_b(pack_b_buf, B, ldb, transB, p0, kc, jc, nc);
             for (int ic = i0; ic < i1; ic += MC) {
                 int mc = i1 - ic < MC ? i1 - ic : MC;
-                pack_a(pack_a_buf, A, lda, transA, ic, mc, p0, kc);
+                if (bf16) pack_a_bf16((uint32_t *)pack_a_buf, A, lda, transA, ic, mc, p0, kc);
+                else pack_a(pack_a_buf, A, lda, transA, ic, mc, p0, kc);
                 for (int jp = 0; jp < nc; jp += NR) {
-                    const float *bp = pack_b_buf + (size_t)jp * kc;
+                    const float *bp = pack_b_buf + (size_t)jp * (bf16 ? kp : kc);
                     int cols = nc - jp < NR ? nc - jp : NR;
                     for (int ip = 0; ip < mc; ip += MR) {
-                        const float *ap = pack_a_buf + (size_t)ip * kc;
+                        const float *ap = pack_a_buf + (size_t)ip * (bf16 ? kp : kc);
                         int rows = mc - ip < MR ? mc - ip : MR;
                         float *c = C + (size_t)(ic + ip) * ldc + jc + jp;
-                        if (rows == MR && cols == NR) {
-                            kernel_8x32(kc, ap, bp, c, ldc, acc);
-                            continue;
-                        }
-                        /* an edge tile: compute in full, then keep the valid part */
-                        kernel_8x32(kc, ap, bp, edge, NR, 0);
+                        int full = rows == MR && cols == NR;
+                        if (bf16)
+                            kernel_bf16(kp, (const uint32_t *)ap, (const uint32_t *)bp, full ? c : edge,
+                                        full ? ldc : NR, full ? acc : 0);
+                        else
+                            kernel_8x32(kc, ap, bp, full ? c : edge, full ? ldc : NR, full ? acc : 0);
+                        if (full) continue;
+                        /* an edge tile: computed in full, now keep the valid part */
                         for (int r = 0; r < rows; r++)
                             for (int j = 0; j < cols; j++)
                                 c[(size_t)r * ldc + j] = acc ? c[(size_t)r * ldc + j] + edge[r * NR + j] : edge[r * NR + j];
@@ -203,8 +283,8 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
 /* The output is split into one region per thread: along N in whole NC
  * blocks when there are enough of them, else along M in MR multiples. Each
  * element is still summed over k in the same order by exactly one thread. */
-void sgemm(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb,
-           int transB, float *C, int ldc, int accumulate) {
+static void gemm(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb, int transB,
+                 float *C, int ldc, int accumulate, int bf16) {
     if (M <= 0 || N <= 0) return;
     if (!kernel_8x32) sgemm_simd(-1);
     int nt = (double)M * N * K < 2e5 ? 1 : omp_get_max_threads();
@@ -224,8 +304,18 @@ void sgemm(int M, int N, int K, const float *A, int lda, int transA, const float
             i1 = (int)((long)units * (t + 1) / n) * MR;
             if (i1 > M) i1 = M;
         }
-        if (i0 < i1 && j0 < j1) region(K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, i0, i1, j0, j1);
+        if (i0 < i1 && j0 < j1) region(K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, i0, i1, j0, j1, bf16);
     }
+}
+
+void sgemm(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb, int transB, float *C,
+           int ldc, int accumulate) {
+    gemm(M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, 0);
+}
+
+void sgemm_bf16(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb, int transB,
+                float *C, int ldc, int accumulate) {
+    gemm(M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, 1);
 }
 
 void sgemm_reference(int M, int N, int K, const float *A, int lda, int transA, const float *B,
@@ -243,9 +333,9 @@ void sgemm_reference(int M, int N, int K, const float *A, int lda, int transA, c
 }
 
 void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    int N, int C, int OC) {
+                    int N, int C, int OC, int bf16) {
     /* out = inp . weight^T + bias */
-    sgemm(N, OC, C, inp, C, 0, weight, C, 1, out, OC, 0);
+    gemm(N, OC, C, inp, C, 0, weight, C, 1, out, OC, 0, bf16);
     if (!bias) return;
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
@@ -255,10 +345,10 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
 }
 
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, int N, int C, int OC) {
+                     const float *inp, const float *weight, int N, int C, int OC, int bf16) {
     /* forward: out[n,o] = sum_c inp[n,c] weight[o,c] + bias[o] */
-    if (dinp) sgemm(N, C, OC, dout, OC, 0, weight, C, 0, dinp, C, 1);     /* dinp += dout . W */
-    sgemm(OC, C, N, dout, OC, 1, inp, C, 0, dweight, C, 1);               /* dW += dout^T . inp */
+    if (dinp) gemm(N, C, OC, dout, OC, 0, weight, C, 0, dinp, C, 1, bf16); /* dinp += dout . W */
+    gemm(OC, C, N, dout, OC, 1, inp, C, 0, dweight, C, 1, bf16);          /* dW += dout^T . inp */
     if (!dbias) return;
     #pragma omp parallel for schedule(static)
     for (int o0 = 0; o0 < OC; o0 += 64) {

@@ -16,14 +16,21 @@
 void sgemm(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb,
            int transB, float *C, int ldc, int accumulate);
 
-/* out[N,OC] = inp[N,C] . weight[OC,C]^T + bias[OC] (bias may be NULL) */
+/* The same with A and B rounded to bfloat16 (fp32 accumulation and output),
+ * on AVX512-BF16; only where sgemm_bf16_supported(). */
+void sgemm_bf16(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb,
+                int transB, float *C, int ldc, int accumulate);
+int sgemm_bf16_supported(void);
+
+/* out[N,OC] = inp[N,C] . weight[OC,C]^T + bias[OC] (bias may be NULL); bf16:
+ * the product in bfloat16 (precision=bf16) */
 void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    int N, int C, int OC);
+                    int N, int C, int OC, int bf16);
 
 /* dinp[N,C] += dout . weight;  dweight[OC,C] += dout^T . inp;  dbias += column sums.
  * dinp or dbias may be NULL. */
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, int N, int C, int OC);
+                     const float *inp, const float *weight, int N, int C, int OC, int bf16);
 
 /* The micro-kernel build in use: chosen at the first call from the CPU
  * (AVX-512, else AVX2 with FMA, else portable SSE2), lowered by the

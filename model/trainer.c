@@ -69,6 +69,9 @@ int trainer_model_config(const Config *c, GPT2Config *g, Err *e) {
     g->attn.sketch_size = c->sketch_size;
     g->attn.block = c->attn_block;
     g->attn.local_exact = c->local_exact;
+    g->bf16 = strcmp(c->precision, "bf16") == 0;
+    if (g->bf16 && !sgemm_bf16_supported())
+        return err_set(e, "precision: bf16 needs a CPU with AVX512-BF16 (this one has none); use precision=fp32");
     gpt2_config_finish(g);
     return 0;
 }
@@ -295,9 +298,9 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
     Schedule sched = strcmp(c->schedule, "linear") == 0 ? SCHED_LINEAR
                    : strcmp(c->schedule, "constant") == 0 ? SCHED_CONSTANT : SCHED_COSINE;
     AdamW opt = {0, (float)c->beta1, (float)c->beta2, (float)c->eps, (float)c->weight_decay};
-    printf("model: %d layers, %d heads, %d wide, %s attention, %.2fM parameters; %d threads, %s SGEMM\n",
+    printf("model: %d layers, %d heads, %d wide, %s attention, %.2fM parameters; %d threads, %s SGEMM, %s\n",
            c->n_layer, c->n_head, c->n_embd, c->attention, (double)m->n_params / 1e6, omp_get_max_threads(),
-           sgemm_simd_name());
+           sgemm_simd_name(), m->cfg.bf16 ? "bf16 products" : "fp32");
     printf("data: %lld training windows of %d x %d tokens\n", (long long)r->train.total_samples, B, T);
     float val;
     int first = (int)r->st.step + 1;

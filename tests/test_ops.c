@@ -7,6 +7,7 @@
  * coordinates with a central difference, Richardson-extrapolated
  * ((4 D(h/2) - D(h)) / 3) so that the truncation error is O(h^4). */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "../attention/attention.h"
@@ -119,6 +120,49 @@ static void test_sgemm_against_reference(void) {
     CHECK(tested >= 1, "no kernel tested");
 }
 
+static float round_bf16(float x) { /* to nearest even, as the packing does */
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u += 0x7fff + ((u >> 16) & 1);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* bf16 products: with the inputs rounded to bf16 beforehand, the reference
+ * in double must match to fp32 accumulation (so pairing, padding of odd k,
+ * transposes and edges are all right); and the result stays near fp32's. */
+static void test_sgemm_bf16(void) {
+    if (!sgemm_bf16_supported()) {
+        printf("  (this CPU has no AVX512-BF16: nothing to test)\n");
+        return;
+    }
+    int shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {8, 32, 256}, {9, 31, 257}, {130, 70, 301}, {3, 1030, 17}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int t = 0; t < 8; t++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = t & 1, tb = (t >> 1) & 1, acc = t >> 2;
+            size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+            float *A = randn(na, 1), *B = randn(nb, 1), *C = randn(nc, 1);
+            float *Ar = owned(malloc(na * 4)), *Br = owned(malloc(nb * 4)), *R = owned(malloc(nc * 4)), *F = owned(malloc(nc * 4));
+            for (size_t i = 0; i < na; i++) Ar[i] = round_bf16(A[i]);
+            for (size_t i = 0; i < nb; i++) Br[i] = round_bf16(B[i]);
+            memcpy(R, C, nc * 4);
+            memcpy(F, C, nc * 4);
+            sgemm_bf16(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, C, N, acc);
+            sgemm_reference(M, N, K, Ar, ta ? M : K, ta, Br, tb ? K : N, tb, R, N, acc);
+            sgemm_reference(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, F, N, acc);
+            double err = 0, far = 0;
+            for (size_t i = 0; i < nc; i++) {
+                err = fmax(err, fabs(C[i] - R[i]));
+                far = fmax(far, fabs(C[i] - F[i]));
+            }
+            CHECK(err < 1e-4 * sqrt(K), "M%d N%d K%d transA %d transB %d acc %d: %g from the bf16-rounded reference",
+                  M, N, K, ta, tb, acc, err);
+            CHECK(far < 2e-2 * sqrt(K), "M%d N%d K%d: %g from fp32", M, N, K, far);
+            release();
+        }
+}
+
 typedef struct {
     double *inp, *w, *b, *r;
     int N, C, OC;
@@ -140,8 +184,8 @@ static void test_matmul_backward(void) {
     const int N = 13, C = 19, OC = 37;
     float *inp = randn((size_t)N * C, 1), *w = randn((size_t)OC * C, 0.5f), *b = randn(OC, 0.5f), *r = randn((size_t)N * OC, 1);
     float *out = zeros((size_t)N * OC), *dinp = zeros((size_t)N * C), *dw = zeros((size_t)OC * C), *db = zeros(OC);
-    matmul_forward(out, inp, w, b, N, C, OC);
-    matmul_backward(dinp, dw, db, r, inp, w, N, C, OC);
+    matmul_forward(out, inp, w, b, N, C, OC, 0);
+    matmul_backward(dinp, dw, db, r, inp, w, N, C, OC, 0);
     MatmulD d = {to_double(inp, (size_t)N * C), to_double(w, (size_t)OC * C), to_double(b, OC), to_double(r, (size_t)N * OC), N, C, OC};
     double ref[13 * 37];
     for (int n = 0; n < N; n++)
@@ -409,6 +453,8 @@ int main(void) {
     release();
     rng_seed(&rng, 99, 2); /* each test its own stream */
     RUN(test_matmul_backward);
+    rng_seed(&rng, 99, 100);
+    RUN(test_sgemm_bf16);
     release();
     rng_seed(&rng, 99, 3); /* each test its own stream */
     RUN(test_layernorm_backward);

@@ -73,6 +73,16 @@ for kind in "polynomial" "polysketch sketch_size=16 attn_block=16 local_exact=1"
     if awk -v d="$d" -v r="$ref" 'BEGIN { exit !(d > 0.85 * r) }'; then pass "kind_learns_$name"
     else fail "kind_learns_$name" "val loss fell by ${d:-nothing} (softmax: $ref): $(tail -2 "$T/k_$name.log")"; fi
 done
+# precision=bf16 tracks fp32 (where the CPU has AVX512-BF16; elsewhere a clear error)
+if grep -q avx512_bf16 /proc/cpuinfo; then
+    $TRAIN "$T/tiny.cfg" precision=bf16 out_dir="$T/bf16" >"$T/bf16.log" 2>&1
+    a=$(grep -E '^step +40 \| val loss' "$T/log1" | sed -E 's/.*val loss //'); b=$(grep -E '^step +40 \| val loss' "$T/bf16.log" | sed -E 's/.*val loss //')
+    awk -v a="$a" -v b="$b" 'BEGIN { d = (a - b) / a; exit !(a > 0 && b > 0 && d < 0.02 && d > -0.02) }' &&
+        grep -q "bf16 products" "$T/bf16.log" && pass bf16_tracks_fp32 || fail bf16_tracks_fp32 "val loss fp32 $a, bf16 $b"
+else
+    expect_error bf16_needs_avx512_bf16 "precision: bf16 needs a CPU with AVX512-BF16" $TRAIN "$T/tiny.cfg" precision=bf16
+fi
+
 # a PolySketch run resumed halfway gives the same losses (its sketches come back from the checkpoint)
 P="attention=polysketch sketch_size=16 attn_block=16 max_steps=20 eval_interval=10"
 $TRAIN "$T/tiny.cfg" $P checkpoint_interval=10 out_dir="$T/ps_a" >/dev/null 2>&1

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Our SGEMM (fp32, and bf16 where the CPU has it) beside OpenBLAS's
+# cblas_sgemm on GPT-2 124M's products, 2 threads, OpenBLAS's AVX-512
+# kernels (OPENBLAS_CORETYPE=SkylakeX, its OpenMP build).
+# Needs: apt-get install libopenblas-dev libopenblas0-openmp
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] ||
+    { echo "bench/sgemm.sh: needs libopenblas-dev (apt-get install libopenblas-dev libopenblas0-openmp)" >&2; exit 1; }
+make -s build/bench_sgemm
+LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OPENBLAS_CORETYPE=SkylakeX OMP_NUM_THREADS=2 \
+    OPENBLAS_NUM_THREADS=2 build/bench_sgemm "${REPEATS:-5}"
