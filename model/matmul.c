@@ -280,23 +280,25 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
     }
 }
 
-/* The output is split into one region per thread: along N in whole NC
- * blocks when there are enough of them, else along M in MR multiples. Each
- * element is still summed over k in the same order by exactly one thread. */
+/* The output is split into one region per thread, evenly in NR-column
+ * panels along N, or in MR-row panels along M: along N when M <= N, since
+ * each thread then packs all of A (M x K), the smaller operand, and its own
+ * share of B. Each element is still summed over k in the same order by
+ * exactly one thread, so the bits do not depend on the thread count. */
 static void gemm(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb, int transB,
                  float *C, int ldc, int accumulate, int bf16) {
     if (M <= 0 || N <= 0) return;
     if (!kernel_8x32) sgemm_simd(-1);
     int nt = (double)M * N * K < 2e5 ? 1 : omp_get_max_threads();
-    int nblocks = (N + NC - 1) / NC;
-    int split_n = nblocks >= nt && nblocks * MC >= M;
+    int split_n = M <= N && (N + NR - 1) / NR >= nt;
     #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), n = omp_get_num_threads();
         int i0 = 0, i1 = M, j0 = 0, j1 = N;
         if (split_n) {
-            j0 = (int)((long)nblocks * t / n) * NC;
-            j1 = (int)((long)nblocks * (t + 1) / n) * NC;
+            int units = (N + NR - 1) / NR;
+            j0 = (int)((long)units * t / n) * NR;
+            j1 = (int)((long)units * (t + 1) / n) * NR;
             if (j1 > N) j1 = N;
         } else {
             int units = (M + MR - 1) / MR;
