@@ -15,3 +15,21 @@ expect_error() {
     elif ! grep -qF -- "$want" "$T/err"; then fail "$name" "stderr lacks '$want': $(head -c 300 "$T/err")"
     else pass "$name"; fi
 }
+
+# tiny_setup BYTES: the first BYTES of Moby-Dick as shards in $T/data, and
+# $T/tiny.cfg for a 2-layer, 32-wide model on them (tests append their keys).
+tiny_setup() {
+    head -c "$1" assets/moby_dick.txt >"$T/book.txt"
+    $TRAIN prepare --source pg19 "$T/book.txt" --out "$T/data" --val-fraction 0.1 >/dev/null 2>&1
+    cat >"$T/tiny.cfg" <<CFG
+n_layer = 2
+n_head = 2
+n_embd = 32   # a comment after the value
+block_size = 64
+batch_size = 4
+seq_len = 32
+train_data = $T/data/train_*.bin
+val_data = $T/data/val_*.bin
+threads = 2
+CFG
+}

@@ -14,21 +14,11 @@ cd "$(dirname "$0")/.."
 TEST_NAME=test_hostile
 source tests/lib.sh
 
-head -c 200000 assets/moby_dick.txt >"$T/book.txt"
-$TRAIN prepare --source pg19 "$T/book.txt" --out "$T/data" --val-fraction 0.1 >/dev/null 2>&1
-cat >"$T/tiny.cfg" <<CFG
-n_layer = 2
-n_head = 2
-n_embd = 32
-block_size = 64
-batch_size = 4
-seq_len = 32
-train_data = $T/data/train_*.bin
-val_data = $T/data/val_*.bin
+tiny_setup 200000
+cat >>"$T/tiny.cfg" <<CFG
 max_steps = 4
 eval_interval = 2
 eval_steps = 2
-threads = 2
 CFG
 C="$T/tiny.cfg"
 

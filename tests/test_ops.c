@@ -447,32 +447,22 @@ static void test_vector_exp_and_tanh(void) {
     CHECK(exp_fast(-100) == 0 && exp_fast(0) == 1 && isnan(exp_fast(NAN)), "exp edge cases");
 }
 
+/* Each test draws from its own random stream and frees its buffers after. */
+static void run_seeded(const char *name, void (*fn)(void), int stream) {
+    rng_seed(&rng, 99, (uint64_t)stream);
+    run_test_(name, fn);
+    release();
+}
+
 int main(void) {
-    rng_seed(&rng, 99, 1); /* each test its own stream */
-    RUN(test_sgemm_against_reference);
-    release();
-    rng_seed(&rng, 99, 2); /* each test its own stream */
-    RUN(test_matmul_backward);
-    rng_seed(&rng, 99, 100);
-    RUN(test_sgemm_bf16);
-    release();
-    rng_seed(&rng, 99, 3); /* each test its own stream */
-    RUN(test_layernorm_backward);
-    release();
-    rng_seed(&rng, 99, 4); /* each test its own stream */
-    RUN(test_gelu_backward);
-    release();
-    rng_seed(&rng, 99, 5); /* each test its own stream */
-    RUN(test_crossentropy_backward);
-    release();
-    rng_seed(&rng, 99, 6); /* each test its own stream */
-    RUN(test_encoder_backward);
-    release();
-    rng_seed(&rng, 99, 7); /* each test its own stream */
-    RUN(test_softmax_attention);
-    release();
-    rng_seed(&rng, 99, 8); /* each test its own stream */
-    RUN(test_vector_exp_and_tanh);
-    release();
+    run_seeded("test_sgemm_against_reference", test_sgemm_against_reference, 1);
+    run_seeded("test_matmul_backward", test_matmul_backward, 2);
+    run_seeded("test_sgemm_bf16", test_sgemm_bf16, 3);
+    run_seeded("test_layernorm_backward", test_layernorm_backward, 4);
+    run_seeded("test_gelu_backward", test_gelu_backward, 5);
+    run_seeded("test_crossentropy_backward", test_crossentropy_backward, 6);
+    run_seeded("test_encoder_backward", test_encoder_backward, 7);
+    run_seeded("test_softmax_attention", test_softmax_attention, 8);
+    run_seeded("test_vector_exp_and_tanh", test_vector_exp_and_tanh, 9);
     return 0;
 }

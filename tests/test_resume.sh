@@ -7,17 +7,8 @@ TEST_NAME=test_resume
 source tests/lib.sh
 losses() { cut -d, -f1-5 "$1/metrics.csv"; }
 
-head -c 300000 assets/moby_dick.txt >"$T/book.txt"
-$TRAIN prepare --source pg19 "$T/book.txt" --out "$T/data" --val-fraction 0.1 >/dev/null 2>&1
-cat >"$T/tiny.cfg" <<CFG
-n_layer = 2
-n_head = 2
-n_embd = 32
-block_size = 64
-batch_size = 4
-seq_len = 32
-train_data = $T/data/train_*.bin
-val_data = $T/data/val_*.bin
+tiny_setup 300000
+cat >>"$T/tiny.cfg" <<CFG
 lr = 3e-3
 warmup_steps = 5
 max_steps = 60
@@ -25,7 +16,6 @@ eval_interval = 20
 eval_steps = 2
 checkpoint_interval = 2
 keep_checkpoints = 2
-threads = 2
 CFG
 
 t0=$EPOCHREALTIME

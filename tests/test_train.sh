@@ -7,24 +7,14 @@ cd "$(dirname "$0")/.."
 TEST_NAME=test_train
 source tests/lib.sh
 
-head -c 200000 assets/moby_dick.txt >"$T/book.txt"
-$TRAIN prepare --source pg19 "$T/book.txt" --out "$T/data" --val-fraction 0.1 >/dev/null 2>&1
-cat >"$T/tiny.cfg" <<CFG
-n_layer = 2
-n_head = 2
-n_embd = 32   # a comment after the value
-block_size = 64
-batch_size = 4
-seq_len = 32
-train_data = $T/data/train_*.bin
-val_data = $T/data/val_*.bin
+tiny_setup 200000
+cat >>"$T/tiny.cfg" <<CFG
 lr = 3e-3
 warmup_steps = 5
 max_steps = 40
 eval_interval = 20
 eval_steps = 4
 out_dir = $T/run
-threads = 2
 CFG
 
 # a run: the loss falls, logs and metrics
