@@ -48,7 +48,7 @@ static const Key KEYS[] = {
     {"max_steps", K_INT, F(max_steps), "1000", 1, 1 << 30, NULL, "optimiser steps"},
     {"eval_interval", K_INT, F(eval_interval), "100", 0, 1 << 30, NULL, "steps between val evals; 0 is off"},
     {"eval_steps", K_INT, F(eval_steps), "20", 1, 1 << 30, NULL, "val batches per eval"},
-    {"checkpoint_interval", K_INT, F(checkpoint_interval), "0", 0, 1 << 30, NULL, "steps between checkpoints; 0 is off"},
+    {"checkpoint_interval", K_INT, F(checkpoint_interval), "0", 0, 1 << 30, NULL, "steps between checkpoints; 0: only at the end"},
     {"keep_checkpoints", K_INT, F(keep_checkpoints), "3", 1, 1 << 20, NULL, "newest checkpoints kept"},
     {"out_dir", K_STR, F(out_dir), "runs/default", 0, 0, NULL, "metrics and checkpoints"},
     {"seed", K_I64, F(seed), "1337", 0, 9.2e18, NULL, "initialisation and data order"},
