@@ -32,6 +32,13 @@ if [ "$(head -1 "$csv")" = "step,loss,val_loss,lr,grad_norm,ms,tok_per_s" ] && [
    [ "$(awk -F, 'NR > 1 && $3 != "" {n++} END {print n}' "$csv")" -eq 3 ]; then pass metrics_csv
 else fail metrics_csv "$(head -3 "$csv")"; fi
 grep -q "^n_embd = 32$" "$T/run/config.cfg" && pass resolved_config_written || fail resolved_config_written "no config.cfg"
+if command -v gnuplot >/dev/null; then
+    scripts/plot.sh "$T/run" "$T/loss.png" >/dev/null 2>"$T/plot.err" && [ "$(head -c 4 "$T/loss.png" | od -An -c | tr -d ' ')" = "211PNG" ] &&
+        pass plot_writes_png || fail plot_writes_png "$(cat "$T/plot.err")"
+else
+    fail plot_writes_png "gnuplot is missing: scripts/setup.sh installs gnuplot-nox"
+fi
+expect_error plot_needs_metrics "metrics.csv not found" scripts/plot.sh "$T/nowhere"
 
 # determinism: same seed and threads, same losses bit for bit; another seed differs
 $TRAIN "$T/tiny.cfg" out_dir="$T/run2" >/dev/null 2>&1
