@@ -70,6 +70,15 @@ for kind in "polynomial" "polysketch sketch_size=16 attn_block=16 local_exact=1"
     if awk -v d="$d" -v r="$ref" 'BEGIN { exit !(d > 0.85 * r) }'; then pass "kind_learns_$name"
     else fail "kind_learns_$name" "val loss fell by ${d:-nothing} (softmax: $ref): $(tail -2 "$T/k_$name.log")"; fi
 done
+# gradient accumulation: 2 micro-batches of 2 sequences step like 1 batch of 4 (the same tokens, shuffle off)
+G="max_steps=4 eval_interval=0 shuffle=0 warmup_steps=0"
+$TRAIN "$T/tiny.cfg" $G batch_size=4 grad_accum=1 out_dir="$T/acc1" >/dev/null 2>&1
+$TRAIN "$T/tiny.cfg" $G batch_size=2 grad_accum=2 out_dir="$T/acc2" >/dev/null 2>&1
+if paste -d, <(cut -d, -f2 "$T/acc1/metrics.csv" | tail -n +2) <(cut -d, -f2 "$T/acc2/metrics.csv" | tail -n +2) |
+   awk -F, 'NF == 2 && $1 != "" { n++; d = ($1 - $2) / $1; if (d > 1e-4 || d < -1e-4) bad++ } END { exit !(n == 4 && !bad) }'
+then pass grad_accum_matches_big_batch
+else fail grad_accum_matches_big_batch "$(paste -d' ' "$T/acc1/metrics.csv" "$T/acc2/metrics.csv" | head -4)"; fi
+
 # precision=bf16 tracks fp32 (where the CPU has AVX512-BF16; elsewhere a clear error)
 if grep -q avx512_bf16 /proc/cpuinfo; then
     $TRAIN "$T/tiny.cfg" precision=bf16 out_dir="$T/bf16" >"$T/bf16.log" 2>&1
