@@ -263,6 +263,11 @@ int checkpoint_save(const char *out_dir, const GPT2 *m, const float *adam_m, con
                                   (json_int_t)st->step, "loader", "epoch", (json_int_t)st->loader.epoch, "shard",
                                   (json_int_t)st->loader.shard, "sample", (json_int_t)st->loader.sample, "rng", r[0],
                                   r[1], r[2], r[3], "files", fs, "config", config_json(c));
+        /* state.json checks itself: a CRC-32 of its compact form without the checksum */
+        char *compact = json_dumps(state, JSON_COMPACT | JSON_PRESERVE_ORDER), hex[16];
+        snprintf(hex, sizeof hex, "%08x", (uint32_t)crc32_z(0, (const Bytef *)compact, strlen(compact)));
+        free(compact);
+        json_object_set_new(state, "checksum", json_string(hex));
         char *text = json_dumps(state, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         json_decref(state);
         snprintf(path, sizeof path, "%s/state.json", tmp);
@@ -391,11 +396,23 @@ int checkpoint_read_state(const char *dir, TrainState *st, Config *saved, Err *e
     json_t *o = load_json(path, e);
     if (!o) return -1;
     int rc = 0;
+    const char *sum = json_string_value(json_object_get(o, "checksum"));
+    char recorded[16] = "";
+    snprintf(recorded, sizeof recorded, "%s", sum ? sum : "");
+    json_object_del(o, "checksum");
+    char *compact = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER), got[16];
+    snprintf(got, sizeof got, "%08x", compact ? (uint32_t)crc32_z(0, (const Bytef *)compact, strlen(compact)) : 0u);
+    free(compact);
+    if (strcmp(recorded, got) != 0)
+        rc = err_set(e, "%s: checksum %s does not match its content (%s): the file is damaged", path,
+                     recorded[0] ? recorded : "missing", got);
     json_t *files = json_object_get(o, "files"), *cfg = json_object_get(o, "config");
     json_t *ld = json_object_get(o, "loader"), *rng = json_object_get(o, "rng");
     json_t *step = json_object_get(o, "step");
-    if (!json_is_object(files) || !json_is_object(cfg) || !json_is_object(ld) || !json_is_array(rng) ||
-        json_array_size(rng) != 4 || !json_is_integer(step))
+    if (rc == 0 && (!json_is_object(files) || !json_is_object(cfg) || !json_is_object(ld) || !json_is_array(rng) ||
+                    json_array_size(rng) != 4 || !json_is_integer(step) ||
+                    !json_is_integer(json_object_get(ld, "epoch")) || !json_is_integer(json_object_get(ld, "shard")) ||
+                    !json_is_integer(json_object_get(ld, "sample"))))
         rc = err_set(e, "%s: missing or malformed step, loader, rng, files or config", path);
     const char *fname;
     json_t *fv;

@@ -4,7 +4,8 @@
  *   optimizer.safetensors  AdamW moments, exp_avg.<name> and exp_avg_sq.<name>
  *   config.json            Hugging Face GPT2Config keys plus the attention keys
  *   state.json             step, RNG state, loader position, the resolved
- *                          config, and the size and CRC-32 of each file above
+ *                          config, the size and CRC-32 of each file above,
+ *                          and a CRC-32 of itself (of its compact form)
  * written into a temporary directory, fsynced, renamed into place; then
  * out_dir/latest (a one-line file naming the directory) is replaced by
  * rename. A crash at any moment leaves `latest` naming a complete checkpoint.

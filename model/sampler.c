@@ -19,13 +19,12 @@ void sampler_free(Sampler *s) {
     free(s->idx);
 }
 
-static const float *sort_key;
-
 /* descending probability, then ascending id: a total order, so the same
  * logits and seed always give the same token */
-static int by_prob(const void *a, const void *b) {
+static int by_prob(const void *a, const void *b, void *key) {
+    const float *p = key;
     int i = *(const int *)a, j = *(const int *)b;
-    if (sort_key[i] != sort_key[j]) return sort_key[i] > sort_key[j] ? -1 : 1;
+    if (p[i] != p[j]) return p[i] > p[j] ? -1 : 1;
     return i - j;
 }
 
@@ -43,8 +42,7 @@ int sampler_pick(Sampler *s, const float *logits, Rng *r) {
     int n = V;
     if (s->top_k < V || s->top_p < 1) {
         for (int v = 0; v < V; v++) s->idx[v] = v;
-        sort_key = s->prob;
-        qsort(s->idx, (size_t)V, sizeof *s->idx, by_prob);
+        qsort_r(s->idx, (size_t)V, sizeof *s->idx, by_prob, s->prob);
         n = s->top_k;
         double cum = 0;
         for (int k = 0; k < n; k++) {

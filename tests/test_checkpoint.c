@@ -180,6 +180,24 @@ static void test_damage_is_reported(void) {
         int rc = checkpoint_read_state(bad, &st, &saved, &e);
         CHECK(rc == -1 && strstr(e.msg, cases[i].expect) && strstr(e.msg, "bad/"), "%s: %s", cases[i].file, e.msg);
     }
+    /* state.json still valid JSON, one digit changed: its own checksum catches it */
+    copy_dir(good, bad);
+    snprintf(path, sizeof path, "%s/state.json", bad);
+    size_t len;
+    char *text = test_slurp(path, &len), *digit = text ? strstr(text, "\"step\": ") : NULL;
+    CHECK(digit != NULL, "no step in state.json");
+    if (digit) {
+        digit += 8;
+        *digit = *digit == '9' ? '8' : (char)(*digit + 1);
+        FILE *f = fopen(path, "wb");
+        fwrite(text, 1, len, f);
+        fclose(f);
+        TrainState st;
+        Config saved;
+        Err e = {{0}};
+        CHECK(checkpoint_read_state(bad, &st, &saved, &e) == -1 && strstr(e.msg, "state.json: checksum"), "%s", e.msg);
+    }
+    free(text);
     /* a model file of another shape, or with a tensor missing */
     Config c;
     tiny_config(&c);
