@@ -11,13 +11,17 @@
 #include "../model/trainer.h"
 #include "test.h"
 
-static StFile ref;
+static StFile ref, real_ref;
 static char root[] = "/tmp/test_ckpt_XXXXXX";
 
-static void tiny_config(Config *c) {
+/* hf_tiny: what our reference script writes in save_pretrained's layout;
+ * hf_real: what transformers' own save_pretrained wrote (scripts/hf_interop.py) */
+static const char *const HF_TINY = "tests/data/hf_tiny", *const HF_REAL = "tests/data/hf_real";
+
+static void hf_config(Config *c, const char *dir) {
     config_defaults(c);
     Err e;
-    if (checkpoint_read_config("tests/data/hf_tiny", c, &e)) printf("  %s\n", e.msg);
+    if (checkpoint_read_config(dir, c, &e)) printf("  %s\n", e.msg);
     c->batch_size = 2;
     c->seq_len = 24;
     c->keep_checkpoints = 2;
@@ -29,28 +33,91 @@ static void build(GPT2 *m, const Config *c) {
     CHECK(trainer_model_config(c, &g, &e) == 0 && gpt2_build(m, &g, c->batch_size, c->seq_len, &e) == 0, "%s", e.msg);
 }
 
-static void test_hf_directory_loads_and_matches_torch(void) {
+static void tiny_config(Config *c) { hf_config(c, HF_TINY); }
+
+/* dir loads with the shape from its config.json and gives the logits in ref */
+static void check_hf_logits(const char *dir, const StFile *want_file) {
     Config c;
-    tiny_config(&c);
+    hf_config(&c, dir);
     CHECK(c.n_layer == 2 && c.n_head == 2 && c.n_embd == 32 && c.block_size == 32 && c.vocab_size == 192,
-          "shape from config.json: %d %d %d %d %d", c.n_layer, c.n_head, c.n_embd, c.block_size, c.vocab_size);
+          "%s: shape from config.json: %d %d %d %d %d", dir, c.n_layer, c.n_head, c.n_embd, c.block_size, c.vocab_size);
     GPT2 m;
     build(&m, &c);
     Err e;
-    CHECK(checkpoint_load_model("tests/data/hf_tiny", &m, &e) == 0, "%s", e.msg);
+    CHECK(checkpoint_load_model(dir, &m, &e) == 0, "%s", e.msg);
     int in[48];
-    const StTensor *ti = st_find(&ref, "inputs"), *tl = st_find(&ref, "logits");
-    CHECK(ti && st_read(&ref, ti, "I32", 48, in, &e) == 0, "inputs");
+    const StTensor *ti = st_find(want_file, "inputs"), *tl = st_find(want_file, "logits");
+    CHECK(ti && tl && st_numel(ti) == 48 && st_read(want_file, ti, "I32", 48, in, &e) == 0, "inputs");
     float *want = malloc((size_t)st_numel(tl) * sizeof *want);
-    st_read(&ref, tl, "F32", (size_t)st_numel(tl), want, &e);
+    st_read(want_file, tl, "F32", (size_t)st_numel(tl), want, &e);
     gpt2_forward(&m, in, NULL, 2, 24);
     double err = 0, scale = 0;
     for (int64_t i = 0; i < st_numel(tl); i++) {
         err = fmax(err, fabs(m.a.logits[i] - want[i]));
         scale = fmax(scale, fabs(want[i]));
     }
-    CHECK(err < 1e-5 * scale, "logits differ from torch by %g", err / scale);
+    CHECK(err < 1e-5 * scale, "%s: logits differ from torch by %g", dir, err / scale);
     free(want);
+    gpt2_free(&m);
+}
+
+static void test_hf_directory_loads_and_matches_torch(void) { check_hf_logits(HF_TINY, &ref); }
+
+/* transformers 5's own save_pretrained output (dtype key, generation_config.json) */
+static void test_transformers_directory_loads_and_matches_transformers(void) { check_hf_logits(HF_REAL, &real_ref); }
+
+/* ours holds n tensors, each in theirs with the same dtype, shape and bytes;
+ * theirs has `buffers` more (legacy attention buffers loaders ignore) */
+static void check_same_tensors(const char *ours_path, const char *theirs_path, int n, int buffers) {
+    StFile ours, theirs;
+    Err e;
+    CHECK(st_open(&ours, ours_path, &e) == 0, "%s", e.msg);
+    CHECK(st_open(&theirs, theirs_path, &e) == 0, "%s", e.msg);
+    CHECK(ours.n == n && theirs.n == n + buffers && ours.metadata && strstr(ours.metadata, "\"format\":\"pt\""),
+          "%d and %d tensors (want %d and %d), metadata %s", ours.n, theirs.n, n, n + buffers, ours.metadata ? ours.metadata : "none");
+    int same = 1;
+    for (int i = 0; i < ours.n; i++) {
+        const StTensor *a = &ours.t[i], *b = st_find(&theirs, a->name);
+        if (!b || a->ndim != b->ndim || memcmp(a->shape, b->shape, sizeof a->shape) || strcmp(a->dtype, b->dtype)) {
+            same = 0;
+            printf("  %s: no match in %s\n", a->name, theirs_path);
+            continue;
+        }
+        size_t k = (size_t)st_numel(a);
+        float *x = malloc(k * 4), *y = malloc(k * 4);
+        st_read(&ours, a, "F32", k, x, &e);
+        st_read(&theirs, b, "F32", k, y, &e);
+        same &= memcmp(x, y, k * 4) == 0;
+        free(x);
+        free(y);
+    }
+    CHECK(same, "%s: tensors differ from %s", ours_path, theirs_path);
+    st_close(&ours);
+    st_close(&theirs);
+}
+
+/* A directory transformers wrote, saved again as our checkpoint, holds the
+ * tensors transformers wrote (scripts/hf_interop.py check verifies, where
+ * transformers is installed, that it loads our checkpoints). */
+static void test_transformers_directory_saves_back_the_same(void) {
+    Config c;
+    hf_config(&c, HF_REAL);
+    c.batch_size = 1;
+    c.seq_len = 8;
+    snprintf(c.out_dir, sizeof c.out_dir, "%s/real", root);
+    mkdir(c.out_dir, 0777);
+    GPT2 m;
+    build(&m, &c);
+    Err e;
+    CHECK(checkpoint_load_model(HF_REAL, &m, &e) == 0, "%s", e.msg);
+    float *zero = calloc(m.n_params, sizeof *zero);
+    TrainState st = {1, {0, 0, 0}, {{1, 2, 3, 4}}};
+    char dir[4096], path[4200];
+    CHECK(checkpoint_save(c.out_dir, &m, zero, zero, &c, &st, &e) == 0 && checkpoint_resolve(c.out_dir, dir, sizeof dir, &e) == 0,
+          "%s", e.msg);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    check_same_tensors(path, "tests/data/hf_real/model.safetensors", gpt2_n_tensors(&m), 0);
+    free(zero);
     gpt2_free(&m);
 }
 
@@ -71,30 +138,7 @@ static void test_checkpoint_layout_is_hugging_face(void) {
     char dir[4096], path[4200];
     CHECK(checkpoint_resolve(c.out_dir, dir, sizeof dir, &e) == 0 && strstr(dir, "step_00000007"), "%s", e.msg);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    StFile ours, theirs;
-    CHECK(st_open(&ours, path, &e) == 0, "%s", e.msg);
-    CHECK(st_open(&theirs, "tests/data/hf_tiny/model.safetensors", &e) == 0, "%s", e.msg);
-    CHECK(ours.n == gpt2_n_tensors(&m) && ours.metadata && strstr(ours.metadata, "\"format\":\"pt\""),
-          "%d tensors, metadata %s", ours.n, ours.metadata ? ours.metadata : "none");
-    int same = 1;
-    for (int i = 0; i < ours.n; i++) {
-        const StTensor *a = &ours.t[i], *b = st_find(&theirs, a->name);
-        if (!b || a->ndim != b->ndim || memcmp(a->shape, b->shape, sizeof a->shape) || strcmp(a->dtype, b->dtype)) {
-            same = 0;
-            printf("  %s: no match in the reference\n", a->name);
-            continue;
-        }
-        size_t n = (size_t)st_numel(a);
-        float *x = malloc(n * 4), *y = malloc(n * 4);
-        st_read(&ours, a, "F32", n, x, &e);
-        st_read(&theirs, b, "F32", n, y, &e);
-        same &= memcmp(x, y, n * 4) == 0;
-        free(x);
-        free(y);
-    }
-    CHECK(same, "tensors differ from the Hugging Face layout");
-    st_close(&ours);
-    st_close(&theirs);
+    check_same_tensors(path, "tests/data/hf_tiny/model.safetensors", gpt2_n_tensors(&m), 1);
 
     /* state and config come back */
     Config saved, back;
@@ -236,16 +280,20 @@ static void test_damage_is_reported(void) {
 
 int main(void) {
     Err e;
-    if (st_open(&ref, "tests/data/gpt2_ref.safetensors", &e) || !mkdtemp(root)) {
+    if (st_open(&ref, "tests/data/gpt2_ref.safetensors", &e) || st_open(&real_ref, "tests/data/hf_real_ref.safetensors", &e) ||
+        !mkdtemp(root)) {
         printf("FAIL setup: %s\n", e.msg);
         return 1;
     }
     RUN(test_hf_directory_loads_and_matches_torch);
+    RUN(test_transformers_directory_loads_and_matches_transformers);
     RUN(test_checkpoint_layout_is_hugging_face);
+    RUN(test_transformers_directory_saves_back_the_same);
     RUN(test_damage_is_reported);
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0) printf("  (could not remove %s)\n", root);
     st_close(&ref);
+    st_close(&real_ref);
     return 0;
 }
