@@ -7,7 +7,7 @@
 #   make setup      install packages and fetch assets (scripts/setup.sh)
 
 CC      ?= gcc
-OPT     ?= -O2 -march=native
+OPT     ?= -O2 -march=native -ftree-vectorize -fvect-cost-model=dynamic -fno-math-errno
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation -Wno-psabi -ffp-contract=fast \
            -fopenmp $(OPT) -g
 LDLIBS  += -lpcre2-8 -ljansson -linih -lz -lm
@@ -35,7 +35,7 @@ train: $(BUILD)/train
 $(BUILD)/train: $(BUILD)/train.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%.o: %.c $(HEADERS)
+$(BUILD)/%.o: %.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -67,7 +67,7 @@ FUZZ_OBJ     := $(LIB_SRC:%.c=build-fuzz/%.o)
 .SECONDARY: $(FUZZ_OBJ)
 SECONDS      ?= 60
 
-build-fuzz/%.o: %.c $(HEADERS)
+build-fuzz/%.o: %.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 

@@ -190,7 +190,6 @@ void gpt2_backward(GPT2 *m, float dloss_scale) {
     /* loss = mean over B*T of cross-entropy: each row's gradient is 1/(B*T) */
     crossentropy_backward(a->logits, a->logits, d->lse, m->targets, dloss_scale / (float)BT, BT, V);
     float *dlogits = a->logits;
-    memset(d->dC1, 0, nC * sizeof(float));
     matmul_backward(d->dC1, g->wte, NULL, dlogits, a->lnf, p->wte, BT, C, V, c->bf16);
     memset(d->dres, 0, nC * sizeof(float));
     float *last = a->residual3 + (size_t)(L - 1) * nC;
@@ -200,24 +199,19 @@ void gpt2_backward(GPT2 *m, float dloss_scale) {
         size_t lC = (size_t)l * nC, lB = (size_t)l * BT;
         float *res = l == 0 ? a->encoded : a->residual3 + lC - nC;
         /* residual3 = residual2 + fcproj: dres flows to both */
-        memset(d->d4C1, 0, 4 * nC * sizeof(float));
         matmul_backward(d->d4C1, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, d->dres,
                         a->fch_gelu + 4 * lC, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, c->bf16);
-        memset(d->d4C2, 0, 4 * nC * sizeof(float));
         gelu_backward(d->d4C2, a->fch + 4 * lC, d->d4C1, BT * 4 * C);
-        memset(d->dC1, 0, nC * sizeof(float));
         matmul_backward(d->dC1, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, d->d4C2, a->ln2 + lC,
                         p->fcw + (size_t)l * 4 * C * C, BT, C, 4 * C, c->bf16);
         layernorm_backward(d->dres, g->ln2w + l * C, g->ln2b + l * C, d->dC1, a->residual2 + lC,
                            p->ln2w + l * C, a->ln2_mean + lB, a->ln2_rstd + lB, BT, C);
         /* residual2 = res + attproj */
-        memset(d->dC2, 0, nC * sizeof(float));
         matmul_backward(d->dC2, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, d->dres, a->atty + lC,
                         p->attprojw + (size_t)l * C * C, BT, C, C, c->bf16);
         memset(d->dqkv, 0, 3 * nC * sizeof(float));
         c->kind->backward(&c->attn, p->attn + l * na, a->qkv + 3 * lC, a->atty + lC, a->attsaved + l * ns,
                           d->dC2, d->dqkv, g->attn + l * na, B, T);
-        memset(d->dC1, 0, nC * sizeof(float));
         matmul_backward(d->dC1, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, d->dqkv, a->ln1 + lC,
                         p->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C, c->bf16);
         layernorm_backward(d->dres, g->ln1w + l * C, g->ln1b + l * C, d->dC1, res, p->ln1w + l * C,

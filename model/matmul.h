@@ -27,7 +27,8 @@ int sgemm_bf16_supported(void);
 void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
                     int N, int C, int OC, int bf16);
 
-/* dinp[N,C] += dout . weight;  dweight[OC,C] += dout^T . inp;  dbias += column sums.
+/* dinp[N,C] = dout . weight (overwritten);  dweight[OC,C] += dout^T . inp;
+ * dbias += column sums (parameter gradients accumulate over micro-batches).
  * dinp or dbias may be NULL. */
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int C, int OC, int bf16);

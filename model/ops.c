@@ -116,7 +116,7 @@ static inline void gelu16_backward(float *dinp, const float *x, const float *dou
     vf16 sech2 = 1.0f - th * th;
     vf16 grad = 0.5f * (1.0f + th) + 0.5f * v * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * v * v);
     vf16_store(g, grad * vf16_load(d));
-    for (int k = 0; k < n; k++) dinp[k] += g[k];
+    memcpy(dinp, g, (size_t)n * sizeof *g);
 }
 
 void gelu_backward(float *dinp, const float *inp, const float *dout, int n) {

@@ -183,7 +183,8 @@ static double matmul_d(void *p) {
 static void test_matmul_backward(void) {
     const int N = 13, C = 19, OC = 37;
     float *inp = randn((size_t)N * C, 1), *w = randn((size_t)OC * C, 0.5f), *b = randn(OC, 0.5f), *r = randn((size_t)N * OC, 1);
-    float *out = zeros((size_t)N * OC), *dinp = zeros((size_t)N * C), *dw = zeros((size_t)OC * C), *db = zeros(OC);
+    /* dinp starts as garbage: it is overwritten, the parameter gradients accumulate */
+    float *out = zeros((size_t)N * OC), *dinp = randn((size_t)N * C, 1), *dw = zeros((size_t)OC * C), *db = zeros(OC);
     matmul_forward(out, inp, w, b, N, C, OC, 0);
     matmul_backward(dinp, dw, db, r, inp, w, N, C, OC, 0);
     MatmulD d = {to_double(inp, (size_t)N * C), to_double(w, (size_t)OC * C), to_double(b, OC), to_double(r, (size_t)N * OC), N, C, OC};
@@ -252,7 +253,7 @@ static double gelu_d(void *p) {
 }
 
 static void test_gelu_backward(void) {
-    float *x = randn(40, 2), *r = randn(40, 1), *out = zeros(40), *dinp = zeros(40);
+    float *x = randn(40, 2), *r = randn(40, 1), *out = zeros(40), *dinp = randn(40, 1); /* overwritten */
     gelu_forward(out, x, 40);
     gelu_backward(dinp, x, r, 40);
     GeluD d = {to_double(x, 40), to_double(r, 40), 40};
