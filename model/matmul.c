@@ -113,8 +113,59 @@ int sgemm_simd(int level) {
 
 const char *sgemm_simd_name(void) { return KERNELS[sgemm_simd(-1)].name; }
 
+/* Packing that transposes (A by rows, B^T by rows) moves one float at a time
+ * in plain C; on AVX-512 whole 16 x 16 blocks go through registers instead. */
+#define TLOAD(p) _mm512_loadu_ps(p)
+
+/* r[i][j] becomes r[j][i]: 32-bit, 64-bit and two 128-bit-lane interleaves */
+__attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16]) {
+    __m512 a[16], b[16], c[16];
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++)
+        for (int h = 0; h < 2; h++) {
+            __m512d x = _mm512_castps_pd(a[4 * i + h]), y = _mm512_castps_pd(a[4 * i + h + 2]);
+            b[4 * i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
+            b[4 * i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x, y));
+        }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            c[8 * i + j] = _mm512_shuffle_f32x4(b[8 * i + j], b[8 * i + j + 4], 0x88);
+            c[8 * i + j + 4] = _mm512_shuffle_f32x4(b[8 * i + j], b[8 * i + j + 4], 0xdd);
+        }
+    for (int j = 0; j < 8; j++) {
+        r[j] = _mm512_shuffle_f32x4(c[j], c[j + 8], 0x88);
+        r[j + 8] = _mm512_shuffle_f32x4(c[j], c[j + 8], 0xdd);
+    }
+}
+
+/* 16 rows src[i*ld + k], k in [0, k16), into out[k*stride + i]; k16 a
+ * multiple of 16. With split, rows 0-7 go to out and rows 8-15 to out2 (two
+ * MR-row panels of A, stride MR); else all 16 to out (half a B panel). */
+__attribute__((target("avx512f"))) static void pack16_avx512(float *out, float *out2, int split, const float *src,
+                                                             size_t ld, int k16, int stride) {
+    for (int k0 = 0; k0 < k16; k0 += 16) {
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) r[i] = TLOAD(src + i * ld + k0);
+        transpose16(r);
+        for (int k = 0; k < 16; k++) {
+            float *o = out + (size_t)(k0 + k) * stride;
+            if (split) {
+                _mm256_storeu_ps(o, _mm512_castps512_ps256(r[k]));
+                _mm256_storeu_ps(out2 + (size_t)(k0 + k) * stride,
+                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(r[k]), 1)));
+            } else {
+                _mm512_storeu_ps(o, r[k]);
+            }
+        }
+    }
+}
+
 /* Packs A[i0:i0+mc, p0:p0+kc] into MR-row panels: out[panel][k][r]. */
 static void pack_a(float *out, const float *A, int lda, int transA, int i0, int mc, int p0, int kc) {
+    int fast = simd_level == SGEMM_AVX512 && !transA, k16 = kc / 16 * 16;
     for (int ip = 0; ip < mc; ip += MR, out += MR * kc) {
         int rows = mc - ip < MR ? mc - ip : MR;
         if (transA) {
@@ -123,31 +174,46 @@ static void pack_a(float *out, const float *A, int lda, int transA, int i0, int 
                 for (int r = 0; r < rows; r++) out[k * MR + r] = src[r];
                 for (int r = rows; r < MR; r++) out[k * MR + r] = 0.0f;
             }
-        } else {
-            for (int r = 0; r < rows; r++) {
-                const float *src = A + (size_t)(i0 + ip + r) * lda + p0;
-                for (int k = 0; k < kc; k++) out[k * MR + r] = src[k];
-            }
-            for (int r = rows; r < MR; r++)
-                for (int k = 0; k < kc; k++) out[k * MR + r] = 0.0f;
+            continue;
         }
+        int k0 = 0;
+        if (fast && ip % (2 * MR) == 0 && ip + 2 * MR <= mc) { /* this panel and the next, 16 rows */
+            pack16_avx512(out, out + MR * kc, 1, A + (size_t)(i0 + ip) * lda + p0, (size_t)lda, k16, MR);
+            k0 = k16;
+        } else if (fast && ip % (2 * MR) == MR && ip >= MR && ip + MR <= mc) {
+            k0 = k16; /* packed with the previous panel */
+        }
+        for (int r = 0; r < rows; r++) {
+            const float *src = A + (size_t)(i0 + ip + r) * lda + p0;
+            for (int k = k0; k < kc; k++) out[k * MR + r] = src[k];
+        }
+        for (int r = rows; r < MR; r++)
+            for (int k = 0; k < kc; k++) out[k * MR + r] = 0.0f;
     }
 }
 
 /* Packs B[p0:p0+kc, j0:j0+nc] into NR-column panels: out[panel][k][c]. */
 static void pack_b(float *out, const float *B, int ldb, int transB, int p0, int kc, int j0, int nc) {
+    int fast = simd_level == SGEMM_AVX512 && transB, k16 = kc / 16 * 16;
     for (int jp = 0; jp < nc; jp += NR, out += NR * kc) {
         int cols = nc - jp < NR ? nc - jp : NR;
         if (transB) {
-            for (int c = 0; c < cols; c++) {
-                const float *src = B + (size_t)(j0 + jp + c) * ldb + p0;
-                for (int k = 0; k < kc; k++) out[k * NR + c] = src[k];
+            int c = 0;
+            for (; fast && c + 16 <= cols; c += 16)
+                pack16_avx512(out + c, NULL, 0, B + (size_t)(j0 + jp + c) * ldb + p0, (size_t)ldb, k16, NR);
+            for (int cc = 0; cc < cols; cc++) {
+                const float *src = B + (size_t)(j0 + jp + cc) * ldb + p0;
+                for (int k = cc < c ? k16 : 0; k < kc; k++) out[k * NR + cc] = src[k];
             }
-            for (int c = cols; c < NR; c++)
-                for (int k = 0; k < kc; k++) out[k * NR + c] = 0.0f;
+            for (int cc = cols; cc < NR; cc++)
+                for (int k = 0; k < kc; k++) out[k * NR + cc] = 0.0f;
         } else {
             for (int k = 0; k < kc; k++) {
                 const float *src = B + (size_t)(p0 + k) * ldb + j0 + jp;
+                if (cols == NR) { /* a fixed size: copied inline, not by a call */
+                    memcpy(out + k * NR, src, NR * sizeof *src);
+                    continue;
+                }
                 memcpy(out + k * NR, src, (size_t)cols * sizeof *src);
                 for (int c = cols; c < NR; c++) out[k * NR + c] = 0.0f;
             }
@@ -228,53 +294,93 @@ int sgemm_bf16_supported(void) {
     return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
 }
 
-/* Per-thread packing buffers, allocated on first use and kept. */
-static _Thread_local float *pack_a_buf, *pack_b_buf;
+/* Per-thread packing buffers, allocated on first use and kept: one MC x KC
+ * block of A, one KC x NC block of B, and the A cache below. */
+static _Thread_local float *pack_a_buf, *pack_b_buf, *a_cache;
+#define A_CACHE (1 << 20) /* floats: A's rows for one KC slice, up to 4096 rows */
+
+/* C[ic:ic+mc, jc:jc+nc] (+)= the packed A block ap (mc x kc) . the packed B
+ * block bp (kc x nc): the micro-kernel over every MR x NR tile, edge tiles
+ * through a scratch tile. */
+static void macro_tile(const float *ap0, const float *bp0, float *C, int ldc, int acc, int ic, int mc, int jc,
+                       int nc, int kc, int bf16) {
+    int kp = (kc + 1) / 2; /* bf16: k in pairs; the packed panels hold kp pairs */
+    float edge[MR * NR];
+    for (int jp = 0; jp < nc; jp += NR) {
+        const float *bp = bp0 + (size_t)jp * (bf16 ? kp : kc);
+        int cols = nc - jp < NR ? nc - jp : NR;
+        for (int ip = 0; ip < mc; ip += MR) {
+            const float *ap = ap0 + (size_t)ip * (bf16 ? kp : kc);
+            int rows = mc - ip < MR ? mc - ip : MR;
+            float *c = C + (size_t)(ic + ip) * ldc + jc + jp;
+            int full = rows == MR && cols == NR;
+            if (bf16)
+                kernel_bf16(kp, (const uint32_t *)ap, (const uint32_t *)bp, full ? c : edge, full ? ldc : NR,
+                            full ? acc : 0);
+            else
+                kernel_8x32(kc, ap, bp, full ? c : edge, full ? ldc : NR, full ? acc : 0);
+            if (full) continue;
+            /* an edge tile: computed in full, now keep the valid part */
+            for (int r = 0; r < rows; r++)
+                for (int j = 0; j < cols; j++)
+                    c[(size_t)r * ldc + j] = acc ? c[(size_t)r * ldc + j] + edge[r * NR + j] : edge[r * NR + j];
+        }
+    }
+}
+
+static void pack_a_any(float *out, const float *A, int lda, int transA, int i0, int mc, int p0, int kc, int bf16) {
+    if (bf16) pack_a_bf16((uint32_t *)out, A, lda, transA, i0, mc, p0, kc);
+    else pack_a(out, A, lda, transA, i0, mc, p0, kc);
+}
+
+static void pack_b_any(float *out, const float *B, int ldb, int transB, int p0, int kc, int j0, int nc, int bf16) {
+    if (bf16) pack_b_bf16((uint32_t *)out, B, ldb, transB, p0, kc, j0, nc);
+    else pack_b(out, B, ldb, transB, p0, kc, j0, nc);
+}
 
 /* One thread's region C[i0:i1, j0:j1], in BLIS order: for each NC column
- * block and KC slice, B is packed once and reused by every MC row block. */
+ * block and KC slice, B is packed once and reused by every MC row block.
+ * When the region spans several NC blocks and its rows of A fit the cache
+ * (a few thousand rows: the lm_head's forward over 50257 columns), the KC
+ * slice goes outside instead and A is packed once per slice rather than
+ * once per NC block. Either way each C element sums its KC slices in order. */
 static void region(int K, const float *A, int lda, int transA, const float *B, int ldb, int transB, float *C,
                    int ldc, int accumulate, int i0, int i1, int j0, int j1, int bf16) {
     if (!pack_a_buf) {
         pack_a_buf = aligned_alloc(64, sizeof(float) * MC * KC);
         pack_b_buf = aligned_alloc(64, sizeof(float) * KC * NC);
-        if (!pack_a_buf || !pack_b_buf) abort();
+        a_cache = aligned_alloc(64, sizeof(float) * A_CACHE);
+        if (!pack_a_buf || !pack_b_buf || !a_cache) abort();
     }
-    float edge[MR * NR];
-    for (int jc = j0; jc < j1; jc += NC) {
-        int nc = j1 - jc < NC ? j1 - jc : NC;
-        if (K == 0 && !accumulate)
-            for (int r = i0; r < i1; r++) memset(C + (size_t)r * ldc + jc, 0, (size_t)nc * sizeof *C);
+    if (K == 0) {
+        for (int r = i0; accumulate == 0 && r < i1; r++) memset(C + (size_t)r * ldc + j0, 0, (size_t)(j1 - j0) * sizeof *C);
+        return;
+    }
+    int m = i1 - i0, mpad = (m + MR - 1) / MR * MR;
+    if (j1 - j0 > NC && (size_t)mpad * KC <= A_CACHE) {
         for (int p0 = 0; p0 < K; p0 += KC) {
             int kc = K - p0 < KC ? K - p0 : KC;
-            int acc = accumulate || p0 > 0;
-            int kp = (kc + 1) / 2; /* bf16: k in pairs; the packed panels hold kp pairs */
-            if (bf16) pack_b_bf16((uint32_t *)pack_b_buf, B, ldb, transB, p0, kc, jc, nc);
-            else pack_b(pack_b_buf, B, ldb, transB, p0, kc, jc, nc);
+            for (int ic = i0; ic < i1; ic += MC)
+                pack_a_any(a_cache + (size_t)(ic - i0) * kc, A, lda, transA, ic, i1 - ic < MC ? i1 - ic : MC, p0, kc, bf16);
+            for (int jc = j0; jc < j1; jc += NC) {
+                int nc = j1 - jc < NC ? j1 - jc : NC;
+                pack_b_any(pack_b_buf, B, ldb, transB, p0, kc, jc, nc, bf16);
+                for (int ic = i0; ic < i1; ic += MC)
+                    macro_tile(a_cache + (size_t)(ic - i0) * kc, pack_b_buf, C, ldc, accumulate || p0 > 0, ic,
+                               i1 - ic < MC ? i1 - ic : MC, jc, nc, kc, bf16);
+            }
+        }
+        return;
+    }
+    for (int jc = j0; jc < j1; jc += NC) {
+        int nc = j1 - jc < NC ? j1 - jc : NC;
+        for (int p0 = 0; p0 < K; p0 += KC) {
+            int kc = K - p0 < KC ? K - p0 : KC;
+            pack_b_any(pack_b_buf, B, ldb, transB, p0, kc, jc, nc, bf16);
             for (int ic = i0; ic < i1; ic += MC) {
                 int mc = i1 - ic < MC ? i1 - ic : MC;
-                if (bf16) pack_a_bf16((uint32_t *)pack_a_buf, A, lda, transA, ic, mc, p0, kc);
-                else pack_a(pack_a_buf, A, lda, transA, ic, mc, p0, kc);
-                for (int jp = 0; jp < nc; jp += NR) {
-                    const float *bp = pack_b_buf + (size_t)jp * (bf16 ? kp : kc);
-                    int cols = nc - jp < NR ? nc - jp : NR;
-                    for (int ip = 0; ip < mc; ip += MR) {
-                        const float *ap = pack_a_buf + (size_t)ip * (bf16 ? kp : kc);
-                        int rows = mc - ip < MR ? mc - ip : MR;
-                        float *c = C + (size_t)(ic + ip) * ldc + jc + jp;
-                        int full = rows == MR && cols == NR;
-                        if (bf16)
-                            kernel_bf16(kp, (const uint32_t *)ap, (const uint32_t *)bp, full ? c : edge,
-                                        full ? ldc : NR, full ? acc : 0);
-                        else
-                            kernel_8x32(kc, ap, bp, full ? c : edge, full ? ldc : NR, full ? acc : 0);
-                        if (full) continue;
-                        /* an edge tile: computed in full, now keep the valid part */
-                        for (int r = 0; r < rows; r++)
-                            for (int j = 0; j < cols; j++)
-                                c[(size_t)r * ldc + j] = acc ? c[(size_t)r * ldc + j] + edge[r * NR + j] : edge[r * NR + j];
-                    }
-                }
+                pack_a_any(pack_a_buf, A, lda, transA, ic, mc, p0, kc, bf16);
+                macro_tile(pack_a_buf, pack_b_buf, C, ldc, accumulate || p0 > 0, ic, mc, jc, nc, kc, bf16);
             }
         }
     }
