@@ -65,8 +65,8 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
                 for (int i = 0; i < nq; i++) {
                     float *s = S + (size_t)i * TILE;
                     int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk; /* causal: j <= i */
-                    float mx = m[i];
-                    for (int j = 0; j < n; j++) mx = fmaxf(mx, s[j]);
+                    float mx = row_max(s, n);
+                    mx = mx > m[i] ? mx : m[i];
                     float corr = exp_fast(m[i] - mx);
                     l[i] = l[i] * corr + exp_row(s, n, mx);
                     m[i] = mx;
@@ -170,8 +170,7 @@ static void softmax_decode(const AttnConfig *a, const float *params, const float
     }
     float *inv = w + (size_t)NH * ld;
     for (int h = 0; h < NH; h++) { /* w_hj = exp(s_hj - max_h), 16 at a time */
-        float *wh = w + (size_t)h * ld, mx = -INFINITY;
-        for (int j = 0; j < n; j++) mx = fmaxf(mx, wh[j]);
+        float *wh = w + (size_t)h * ld, mx = row_max(wh, n);
         for (int j = n; j < ld; j++) wh[j] = -INFINITY;
         vf16 acc = {0};
         for (int j = 0; j < ld; j += 16) {

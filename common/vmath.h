@@ -10,6 +10,7 @@
 #ifndef COMMON_VMATH_H
 #define COMMON_VMATH_H
 
+#include <math.h>
 #include <string.h>
 
 typedef float vf16 __attribute__((vector_size(64)));
@@ -90,6 +91,22 @@ static inline float tanh_fast(float x) {
     float v[16] = {x};
     vf16_store(v, vf16_tanh(vf16_load(v)));
     return v[0];
+}
+
+/* The largest of x[0:n] (-inf when n is 0): 16 lanes, then the tail. Max is
+ * exact, so the order does not change the result. */
+static inline float row_max(const float *x, int n) {
+    vf16 m = vf16_splat(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        vf16 v = vf16_load(x + i);
+        m = vf16_select(v > m, v, m);
+    }
+    float lanes[16], mx = -INFINITY;
+    vf16_store(lanes, m);
+    for (int k = 0; k < 16; k++) mx = lanes[k] > mx ? lanes[k] : mx;
+    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    return mx;
 }
 
 #endif

@@ -129,20 +129,6 @@ void residual_forward(float *out, const float *a, const float *b, int n) {
     for (int i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-static float row_max(const float *l, int V) {
-    vf16 m = vf16_splat(-INFINITY);
-    int v = 0;
-    for (; v + 16 <= V; v += 16) {
-        vf16 x = vf16_load(l + v);
-        m = vf16_select(x > m, x, m);
-    }
-    float lanes[16], mx = -INFINITY;
-    vf16_store(lanes, m);
-    for (int k = 0; k < 16; k++) mx = lanes[k] > mx ? lanes[k] : mx;
-    for (; v < V; v++) mx = l[v] > mx ? l[v] : mx;
-    return mx;
-}
-
 /* sum over v of exp(l[v] - mx), in 16 fixed lanes added in a fixed order */
 static float sum_exp(const float *l, int V, float mx) {
     vf16 acc = {0};
