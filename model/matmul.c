@@ -235,36 +235,92 @@ static inline uint16_t to_bf16(float x) { /* round to nearest even */
     return (uint16_t)(u >> 16);
 }
 
-/* out[panel][k/2][r] = the pair (A(r, k), A(r, k+1)) as two bf16 in 32 bits */
-static void pack_a_bf16(uint32_t *out, const float *A, int lda, int transA, int i0, int mc, int p0, int kc) {
-    int kp = (kc + 1) / 2;
-    for (int ip = 0; ip < mc; ip += MR, out += (size_t)MR * kp)
-        for (int r = 0; r < MR; r++)
-            for (int k = 0; k < kp; k++) {
-                float lo = 0.0f, hi = 0.0f;
-                if (ip + r < mc) {
-                    int i = i0 + ip + r, k0 = p0 + 2 * k;
-                    lo = transA ? A[(size_t)k0 * lda + i] : A[(size_t)i * lda + k0];
-                    if (2 * k + 1 < kc) hi = transA ? A[(size_t)(k0 + 1) * lda + i] : A[(size_t)i * lda + k0 + 1];
-                }
-                out[(size_t)k * MR + r] = (uint32_t)to_bf16(lo) | (uint32_t)to_bf16(hi) << 16;
-            }
+/* Packed pairs: X(l, k) = src[l * ls + k * ks] for lines l (rows of A,
+ * columns of B) and k < kc. The block is cut into panels of `width` lines
+ * (MR or NR), out[panel][p][line] = the pair (X(l, 2p), X(l, 2p+1)) as two
+ * bf16 in 32 bits, zero past kc and past the last line. */
+static void store_pair16(uint32_t *out, int width, size_t pstride, int p, const uint32_t v[16]) {
+    if (width >= 16) {
+        memcpy(out + (size_t)p * width, v, 16 * sizeof *v);
+    } else { /* 8 lines in this panel, 8 in the next */
+        memcpy(out + (size_t)p * width, v, 8 * sizeof *v);
+        memcpy(out + pstride + (size_t)p * width, v + 8, 8 * sizeof *v);
+    }
 }
 
-/* out[panel][k/2][c] = the pair (B(k, c), B(k+1, c)) */
-static void pack_b_bf16(uint32_t *out, const float *B, int ldb, int transB, int p0, int kc, int j0, int nc) {
-    int kp = (kc + 1) / 2;
-    for (int jp = 0; jp < nc; jp += NR, out += (size_t)NR * kp)
-        for (int k = 0; k < kp; k++)
-            for (int c = 0; c < NR; c++) {
-                float lo = 0.0f, hi = 0.0f;
-                if (jp + c < nc) {
-                    int j = j0 + jp + c, k0 = p0 + 2 * k;
-                    lo = transB ? B[(size_t)j * ldb + k0] : B[(size_t)k0 * ldb + j];
-                    if (2 * k + 1 < kc) hi = transB ? B[(size_t)j * ldb + k0 + 1] : B[(size_t)(k0 + 1) * ldb + j];
-                }
-                out[(size_t)k * NR + c] = (uint32_t)to_bf16(lo) | (uint32_t)to_bf16(hi) << 16;
+/* Pairs [0, pv) of the 16 lines at src, all valid, through AVX512-BF16's
+ * vcvtne2ps2bf16 (round to nearest even, as to_bf16, except that it flushes
+ * denormals to zero): k contiguous (ks == 1): 32 k of each line converted,
+ * then a 16 x 16 transpose of the pairs; lines contiguous (ls == 1): rows k
+ * and k+1 converted together and interleaved with one vpermw. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void pairs16_avx512(uint32_t *out, int width,
+                                                                                  size_t pstride, const float *src,
+                                                                                  size_t ls, size_t ks, int pv) {
+    uint32_t v[16];
+    if (ks == 1) {
+        for (int p0 = 0; p0 < pv; p0 += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) {
+                const float *x = src + i * ls + 2 * p0;
+                r[i] = (__m512)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + 16), _mm512_loadu_ps(x));
             }
+            transpose16(r);
+            for (int p = 0; p < 16; p++) {
+                _mm512_storeu_ps(v, r[p]);
+                store_pair16(out, width, pstride, p0 + p, v);
+            }
+        }
+        return;
+    }
+    short idx[32];
+    for (int i = 0; i < 16; i++) {
+        idx[2 * i] = (short)i;
+        idx[2 * i + 1] = (short)(16 + i);
+    }
+    __m512i perm = _mm512_loadu_si512(idx);
+    for (int p = 0; p < pv; p++) {
+        const float *x = src + 2 * (size_t)p * ks;
+        __m512bh b = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + ks), _mm512_loadu_ps(x));
+        _mm512_storeu_si512(v, _mm512_permutexvar_epi16(perm, (__m512i)b));
+        store_pair16(out, width, pstride, p, v);
+    }
+}
+
+static void pack_pairs(uint32_t *out, int width, const float *src, size_t ls, size_t ks, int lines, int kc) {
+    int kp = (kc + 1) / 2, padded = (lines + width - 1) / width * width;
+    size_t pstride = (size_t)width * kp;
+    int pv = ks == 1 ? kc / 32 * 16 : kc / 2; /* pairs the vector path covers */
+    for (int l0 = 0; l0 < padded; l0 += 16) {
+        int n = padded - l0 < 16 ? padded - l0 : 16, p = 0;
+        uint32_t *o = out + (size_t)(l0 / width) * pstride + l0 % width;
+        if (n == 16 && l0 + 16 <= lines && pv > 0) {
+            pairs16_avx512(o, width, pstride, src + (size_t)l0 * ls, ls, ks, pv);
+            p = pv;
+        }
+        for (int l = l0; l < l0 + n; l++) {
+            uint32_t *ol = out + (size_t)(l / width) * pstride + l % width;
+            for (int q = p; q < kp; q++) {
+                float lo = 0.0f, hi = 0.0f;
+                if (l < lines) {
+                    lo = src[(size_t)l * ls + (size_t)(2 * q) * ks];
+                    if (2 * q + 1 < kc) hi = src[(size_t)l * ls + (size_t)(2 * q + 1) * ks];
+                }
+                ol[(size_t)q * width] = (uint32_t)to_bf16(lo) | (uint32_t)to_bf16(hi) << 16;
+            }
+        }
+    }
+}
+
+/* A[i0:i0+mc, p0:p0+kc] into MR-row panels of pairs along k */
+static void pack_a_bf16(uint32_t *out, const float *A, int lda, int transA, int i0, int mc, int p0, int kc) {
+    if (transA) pack_pairs(out, MR, A + (size_t)p0 * lda + i0, 1, (size_t)lda, mc, kc);
+    else pack_pairs(out, MR, A + (size_t)i0 * lda + p0, (size_t)lda, 1, mc, kc);
+}
+
+/* B[p0:p0+kc, j0:j0+nc] into NR-column panels of pairs along k */
+static void pack_b_bf16(uint32_t *out, const float *B, int ldb, int transB, int p0, int kc, int j0, int nc) {
+    if (transB) pack_pairs(out, NR, B + (size_t)j0 * ldb + p0, (size_t)ldb, 1, nc, kc);
+    else pack_pairs(out, NR, B + (size_t)p0 * ldb + j0, 1, (size_t)ldb, nc, kc);
 }
 
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void kernel_bf16(int kp, const uint32_t *restrict a,
