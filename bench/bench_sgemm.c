@@ -2,7 +2,8 @@
  * at B*T = 256 tokens: for each linear layer the forward (out = x W^T), the
  * input gradient (dx = dout W) and the weight gradient (dW = dout^T x).
  * Best of REPEATS; prints GFLOP/s and the ratio, then totals weighted by how
- * often each shape runs in a training step. Run by bench/sgemm.sh. */
+ * often each shape runs in a training step. Run by bench/sgemm.sh.
+ *   bench_sgemm [REPEATS [TOKENS WIDTH LAYERS]]   (default 5 256 768 12: GPT-2 124M) */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
@@ -17,11 +18,17 @@ static float *rnd(size_t n) {
 }
 
 int main(int argc, char **argv) {
-    int reps = argc > 1 ? atoi(argv[1]) : 5, N = 256, bf16 = sgemm_bf16_supported();
+    int reps = argc > 1 ? atoi(argv[1]) : 5, N = argc > 2 ? atoi(argv[2]) : 256, W = argc > 3 ? atoi(argv[3]) : 768;
+    int L = argc > 4 ? atoi(argv[4]) : 12, bf16 = sgemm_bf16_supported();
+    if (reps < 1 || N < 1 || W < 1 || L < 1) {
+        fprintf(stderr, "usage: bench_sgemm [REPEATS [TOKENS WIDTH LAYERS]]\n");
+        return 1;
+    }
     struct { const char *name; int in, out, count; } layers[] = {
-        {"c_attn", 768, 2304, 12}, {"attn.c_proj", 768, 768, 12}, {"mlp.c_fc", 768, 3072, 12},
-        {"mlp.c_proj", 3072, 768, 12}, {"lm_head", 768, 50257, 1},
+        {"c_attn", W, 3 * W, L}, {"attn.c_proj", W, W, L}, {"mlp.c_fc", W, 4 * W, L},
+        {"mlp.c_proj", 4 * W, W, L}, {"lm_head", W, 50257, 1},
     };
+    printf("%d tokens, width %d, %d layers\n", N, W, L);
     double t_ours = 0, t_blas = 0, t_bf16 = 0, flops_all = 0;
     printf("%-12s %-6s %6s %6s %6s %10s %10s %7s %10s\n", "layer", "pass", "M", "N", "K", "ours GF/s", "BLAS GF/s",
            "ratio", "bf16 GF/s");

@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
     { echo "bench/sgemm.sh: needs libopenblas-dev (apt-get install libopenblas-dev libopenblas0-openmp)" >&2; exit 1; }
 make -s build/bench_sgemm
 LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OPENBLAS_CORETYPE=SkylakeX OMP_NUM_THREADS=2 \
-    OPENBLAS_NUM_THREADS=2 build/bench_sgemm "${REPEATS:-5}"
+    OPENBLAS_NUM_THREADS=2 build/bench_sgemm "${REPEATS:-5}" "$@"

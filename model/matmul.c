@@ -166,16 +166,19 @@ __attribute__((target("avx512f"))) static void pack16_avx512(float *out, float *
 /* Packs A[i0:i0+mc, p0:p0+kc] into MR-row panels: out[panel][k][r]. */
 static void pack_a(float *out, const float *A, int lda, int transA, int i0, int mc, int p0, int kc) {
     int fast = simd_level == SGEMM_AVX512 && !transA, k16 = kc / 16 * 16;
+    if (transA) { /* row k of A^T is contiguous: read each once, whole, across the panels */
+        for (int k = 0; k < kc; k++) {
+            const float *src = A + (size_t)(p0 + k) * lda + i0;
+            int ip = 0;
+            for (; ip + MR <= mc; ip += MR) memcpy(out + (size_t)ip * kc + k * MR, src + ip, MR * sizeof *src);
+            if (ip == mc) continue;
+            float *o = out + (size_t)ip * kc + k * MR;
+            for (int r = 0; r < MR; r++) o[r] = ip + r < mc ? src[ip + r] : 0.0f;
+        }
+        return;
+    }
     for (int ip = 0; ip < mc; ip += MR, out += MR * kc) {
         int rows = mc - ip < MR ? mc - ip : MR;
-        if (transA) {
-            for (int k = 0; k < kc; k++) {
-                const float *src = A + (size_t)(p0 + k) * lda + i0 + ip;
-                for (int r = 0; r < rows; r++) out[k * MR + r] = src[r];
-                for (int r = rows; r < MR; r++) out[k * MR + r] = 0.0f;
-            }
-            continue;
-        }
         int k0 = 0;
         if (fast && ip % (2 * MR) == 0 && ip + 2 * MR <= mc) { /* this panel and the next, 16 rows */
             pack16_avx512(out, out + MR * kc, 1, A + (size_t)(i0 + ip) * lda + p0, (size_t)lda, k16, MR);
@@ -352,8 +355,8 @@ int sgemm_bf16_supported(void) {
 
 /* Per-thread packing buffers, allocated on first use and kept: one MC x KC
  * block of A, one KC x NC block of B, and the A cache below. */
-static _Thread_local float *pack_a_buf, *pack_b_buf, *a_cache;
-#define A_CACHE (1 << 20) /* floats: A's rows for one KC slice, up to 4096 rows */
+static _Thread_local float *pack_a_buf, *pack_b_buf, *cache;
+#define CACHE (1 << 20) /* floats: all of A's rows for one KC slice, or all of B for one NC block */
 
 /* C[ic:ic+mc, jc:jc+nc] (+)= the packed A block ap (mc x kc) . the packed B
  * block bp (kc x nc): the micro-kernel over every MR x NR tile, edge tiles
@@ -405,24 +408,41 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
     if (!pack_a_buf) {
         pack_a_buf = aligned_alloc(64, sizeof(float) * MC * KC);
         pack_b_buf = aligned_alloc(64, sizeof(float) * KC * NC);
-        a_cache = aligned_alloc(64, sizeof(float) * A_CACHE);
-        if (!pack_a_buf || !pack_b_buf || !a_cache) abort();
+        cache = aligned_alloc(64, sizeof(float) * CACHE);
+        if (!pack_a_buf || !pack_b_buf || !cache) abort();
     }
     if (K == 0) {
         for (int r = i0; accumulate == 0 && r < i1; r++) memset(C + (size_t)r * ldc + j0, 0, (size_t)(j1 - j0) * sizeof *C);
         return;
     }
     int m = i1 - i0, mpad = (m + MR - 1) / MR * MR;
-    if (j1 - j0 > NC && (size_t)mpad * KC <= A_CACHE) {
+    int n = j1 - j0, npad = (n + NR - 1) / NR * NR;
+    if (m > MC && K > KC && n <= NC && (size_t)K * npad <= CACHE) {
+        /* tall and deep (a weight gradient over many tokens): B packed once
+         * for every KC slice, then each MC row block runs through all the
+         * slices while its block of C stays in cache */
+        for (int p0 = 0; p0 < K; p0 += KC)
+            pack_b_any(cache + (size_t)p0 * npad, B, ldb, transB, p0, K - p0 < KC ? K - p0 : KC, j0, n, bf16);
+        for (int ic = i0; ic < i1; ic += MC) {
+            int mc = i1 - ic < MC ? i1 - ic : MC;
+            for (int p0 = 0; p0 < K; p0 += KC) {
+                int kc = K - p0 < KC ? K - p0 : KC;
+                pack_a_any(pack_a_buf, A, lda, transA, ic, mc, p0, kc, bf16);
+                macro_tile(pack_a_buf, cache + (size_t)p0 * npad, C, ldc, accumulate || p0 > 0, ic, mc, j0, n, kc, bf16);
+            }
+        }
+        return;
+    }
+    if (n > NC && (size_t)mpad * KC <= CACHE) {
         for (int p0 = 0; p0 < K; p0 += KC) {
             int kc = K - p0 < KC ? K - p0 : KC;
             for (int ic = i0; ic < i1; ic += MC)
-                pack_a_any(a_cache + (size_t)(ic - i0) * kc, A, lda, transA, ic, i1 - ic < MC ? i1 - ic : MC, p0, kc, bf16);
+                pack_a_any(cache + (size_t)(ic - i0) * kc, A, lda, transA, ic, i1 - ic < MC ? i1 - ic : MC, p0, kc, bf16);
             for (int jc = j0; jc < j1; jc += NC) {
                 int nc = j1 - jc < NC ? j1 - jc : NC;
                 pack_b_any(pack_b_buf, B, ldb, transB, p0, kc, jc, nc, bf16);
                 for (int ic = i0; ic < i1; ic += MC)
-                    macro_tile(a_cache + (size_t)(ic - i0) * kc, pack_b_buf, C, ldc, accumulate || p0 > 0, ic,
+                    macro_tile(cache + (size_t)(ic - i0) * kc, pack_b_buf, C, ldc, accumulate || p0 > 0, ic,
                                i1 - ic < MC ? i1 - ic : MC, jc, nc, kc, bf16);
             }
         }
