@@ -4,7 +4,8 @@
  * with an online max and sum; it saves only the per-row log-sum-exp
  * L [B, NH, T]. Backward recomputes each tile's probabilities from L. Work is
  * split over (batch, head) pairs, each owned by one thread: deterministic.
- * Per-thread scratch is a few tiles plus delta [T]: O(T), never T x T. */
+ * Per-thread scratch is a few tiles plus one head's keys and values (or
+ * queries and output gradients), loaded once per head: O(T), never T x T. */
 #include <math.h>
 
 #include "attention.h"
@@ -21,11 +22,14 @@ static void softmax_init(const AttnConfig *a, float *params, Rng *r) {}
 /* Row i of a score tile: keys j < n are visible. Turns scores into
  * exp(s - mx) in place (0 where masked) and returns their sum. */
 static inline float exp_row(float *s, int n, float mx) {
-    vf16 sum = {0};
+    const vi16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    vf16 sum = {0}, zero = {0};
     for (int j = 0; j < TILE; j += 16) {
-        float lane[16];
-        for (int k = 0; k < 16; k++) lane[k] = j + k < n ? s[j + k] - mx : -INFINITY;
-        vf16 p = vf16_exp(vf16_load(lane));
+        vf16 p = zero;
+        if (j < n) {
+            p = vf16_exp(vf16_load(s + j) - mx);
+            if (j + 16 > n) p = vf16_select(iota + j < n, p, zero);
+        }
         vf16_store(s + j, p);
         sum += p;
     }
@@ -45,9 +49,12 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
         int b = bh / NH, h = bh % NH;
         const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
         float *o = out + (size_t)b * T * C + h * hs, *L = saved + (size_t)bh * T;
-        float *Q = tile_scratch((size_t)TILE * (4 * hp + TILE + 2));
-        float *Kt = Q + TILE * hp, *V = Kt + TILE * hp, *O = V + TILE * hp;
-        float *S = O + TILE * hp, *m = S + TILE * TILE, *l = m + TILE;
+        int Tp = (T + TILE - 1) / TILE * TILE;
+        float *Q = tile_scratch((size_t)TILE * (2 * hp + TILE + 2) + 2 * (size_t)Tp * hp);
+        float *O = Q + TILE * hp, *S = O + TILE * hp, *m = S + TILE * TILE, *l = m + TILE;
+        float *Kt = l + TILE, *V = Kt + (size_t)Tp * hp; /* the head's keys (transposed) and values */
+        head_load(V, NULL, v, C3, T, hs, hp);
+        head_load(NULL, Kt, k, C3, T, hs, hp);
         for (int q0 = 0; q0 < T; q0 += TILE) {
             int nq = T - q0 < TILE ? T - q0 : TILE;
             tile_load(Q, NULL, q, C3, q0, nq, hs, hp);
@@ -59,9 +66,7 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
             }
             for (int k0 = 0; k0 < q0 + nq; k0 += TILE) {
                 int nk = q0 + nq - k0 < TILE ? q0 + nq - k0 : TILE;
-                tile_load(NULL, Kt, k, C3, k0, nk, hs, hp);
-                tile_load(V, NULL, v, C3, k0, nk, hs, hp);
-                tile_mm(S, TILE, Q, hp, 1, Kt, TILE, nq, hs, TILE, 0); /* s_ij = scale q_i . k_j */
+                tile_mm(S, TILE, Q, hp, 1, Kt + k0, Tp, nq, hs, TILE, 0); /* s_ij = scale q_i . k_j */
                 for (int i = 0; i < nq; i++) {
                     float *s = S + (size_t)i * TILE;
                     int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk; /* causal: j <= i */
@@ -72,7 +77,7 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
                     m[i] = mx;
                     for (int d = 0; d < hp; d++) O[(size_t)i * hp + d] *= corr;
                 }
-                tile_mm(O, hp, S, TILE, 1, V, hp, nq, nk, hp, 1); /* o_i += sum_j p_ij v_j */
+                tile_mm(O, hp, S, TILE, 1, V + (size_t)k0 * hp, hp, nq, nk, hp, 1); /* o_i += sum_j p_ij v_j */
             }
             for (int i = 0; i < nq; i++) {
                 float inv = 1.0f / l[i];
@@ -98,10 +103,16 @@ static void softmax_backward(const AttnConfig *a, const float *params, const flo
         const float *o = out + (size_t)b * T * C + h * hs, *dO = dout + (size_t)b * T * C + h * hs;
         const float *L = saved + (size_t)bh * T;
         float *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
-        float *K = tile_scratch((size_t)TILE * (9 * hp + 2 * TILE) + (size_t)T);
-        float *Kt = K + TILE * hp, *Vt = Kt + TILE * hp, *Q = Vt + TILE * hp, *G = Q + TILE * hp;
-        float *dK = G + TILE * hp, *dV = dK + TILE * hp, *dQ = dV + TILE * hp;
-        float *P = dQ + TILE * hp, *dS = P + TILE * TILE, *delta = dS + TILE * TILE;
+        int Tp = (T + TILE - 1) / TILE * TILE;
+        float *K = tile_scratch((size_t)TILE * (5 * hp + 2 * TILE) + 3 * (size_t)Tp * hp + (size_t)Tp);
+        float *Kt = K + TILE * hp, *Vt = Kt + TILE * hp, *dK = Vt + TILE * hp, *dV = dK + TILE * hp;
+        float *P = dV + TILE * hp, *dS = P + TILE * TILE;
+        /* the head's scaled queries, output gradients and query gradients */
+        float *Qs = dS + TILE * TILE, *G = Qs + (size_t)Tp * hp, *dQ = G + (size_t)Tp * hp, *delta = dQ + (size_t)Tp * hp;
+        head_load(Qs, NULL, q, C3, T, hs, hp);
+        head_load(G, NULL, dO, (size_t)C, T, hs, hp);
+        for (size_t i = 0; i < (size_t)Tp * hp; i++) Qs[i] *= scale;
+        memset(dQ, 0, (size_t)Tp * hp * sizeof *dQ);
         for (int i = 0; i < T; i++) { /* delta_i = do_i . o_i */
             const float *oi = o + (size_t)i * C, *gi = dO + (size_t)i * C;
             float s = 0.0f;
@@ -116,11 +127,9 @@ static void softmax_backward(const AttnConfig *a, const float *params, const flo
             memset(dV, 0, (size_t)TILE * hp * sizeof *dV);
             for (int q0 = k0; q0 < T; q0 += TILE) {
                 int nq = T - q0 < TILE ? T - q0 : TILE;
-                tile_load(Q, NULL, q, C3, q0, nq, hs, hp);
-                tile_load(G, NULL, dO, (size_t)C, q0, nq, hs, hp);
-                for (int i = 0; i < nq * hp; i++) Q[i] *= scale;
-                tile_mm(P, TILE, Q, hp, 1, Kt, TILE, nq, hs, TILE, 0);  /* s_ij */
-                tile_mm(dS, TILE, G, hp, 1, Vt, TILE, nq, hs, TILE, 0); /* dp_ij = do_i . v_j */
+                const float *Q = Qs + (size_t)q0 * hp, *Gq = G + (size_t)q0 * hp;
+                tile_mm(P, TILE, Q, hp, 1, Kt, TILE, nq, hs, TILE, 0);   /* s_ij */
+                tile_mm(dS, TILE, Gq, hp, 1, Vt, TILE, nq, hs, TILE, 0); /* dp_ij = do_i . v_j */
                 for (int i = 0; i < nq; i++) {
                     float *p = P + (size_t)i * TILE, *ds = dS + (size_t)i * TILE;
                     int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk;
@@ -128,13 +137,9 @@ static void softmax_backward(const AttnConfig *a, const float *params, const flo
                     float di = delta[q0 + i];
                     for (int j = 0; j < TILE; j++) ds[j] = p[j] * (ds[j] - di);
                 }
-                tile_mm(dV, hp, P, 1, TILE, G, hp, nk, nq, hp, 1);  /* dv_j += sum_i p_ij do_i */
-                tile_mm(dK, hp, dS, 1, TILE, Q, hp, nk, nq, hp, 1); /* dk_j += sum_i ds_ij scale q_i */
-                tile_mm(dQ, hp, dS, TILE, 1, K, hp, nq, nk, hp, 0); /* dq_i = scale sum_j ds_ij k_j */
-                for (int i = 0; i < nq; i++) {
-                    float *dst = dq + (size_t)(q0 + i) * C3;
-                    for (int d = 0; d < hs; d++) dst[d] += scale * dQ[(size_t)i * hp + d];
-                }
+                tile_mm(dV, hp, P, 1, TILE, Gq, hp, nk, nq, hp, 1); /* dv_j += sum_i p_ij do_i */
+                tile_mm(dK, hp, dS, 1, TILE, Q, hp, nk, nq, hp, 1);  /* dk_j += sum_i ds_ij scale q_i */
+                tile_mm(dQ + (size_t)q0 * hp, hp, dS, TILE, 1, K, hp, nq, nk, hp, 1); /* dq_i += sum_j ds_ij k_j */
             }
             for (int j = 0; j < nk; j++) {
                 float *dkj = dk + (size_t)(k0 + j) * C3, *dvj = dv + (size_t)(k0 + j) * C3;
@@ -143,6 +148,10 @@ static void softmax_backward(const AttnConfig *a, const float *params, const flo
                     dvj[d] += dV[(size_t)j * hp + d];
                 }
             }
+        }
+        for (int i = 0; i < T; i++) { /* dq_i = scale sum_j ds_ij k_j */
+            float *dst = dq + (size_t)i * C3;
+            for (int d = 0; d < hs; d++) dst[d] += scale * dQ[(size_t)i * hp + d];
         }
     }
 }

@@ -2,8 +2,8 @@
  *
  * Tiles are row-major with widths padded to multiples of 16 (TILE = 64 keys
  * or queries; head dimension rounded up to HP = 16k), padding zero-filled, so
- * every product runs the same vector code. tile_mm is a small GEMM with a
- * 4 x 64 register block (16 accumulators of 16 floats) and A read with any
+ * every product runs the same vector code. tile_mm is a small GEMM with an
+ * 8 x 32 register block (16 accumulators of 16 floats) and A read with any
  * row and k stride, which covers A, A^T and the products of backward. */
 #ifndef ATTENTION_TILE_H
 #define ATTENTION_TILE_H
@@ -38,45 +38,68 @@ static inline void tile_load(float *dst, float *dstT, const float *src, size_t s
     }
 }
 
-/* C[r][0:cols] (+)= sum_k A(r, k) B[k][0:cols] for r < rows, k < K, with
- * A(r, k) = A[r * ars + k * aks]; cols a multiple of 16. */
-static inline void tile_mm(float *restrict C, int ldc, const float *restrict A, int ars, int aks,
-                           const float *restrict B, int ldb, int rows, int K, int cols, int accumulate) {
-    for (int c0 = 0; c0 < cols; c0 += 64) {
-        int nv = cols - c0 >= 64 ? 4 : (cols - c0) / 16;
-        int r = 0;
-        if (nv == 4) {
-            for (; r + 4 <= rows; r += 4) {
-                vf16 acc[4][4];
-                for (int i = 0; i < 4; i++)
-                    for (int j = 0; j < 4; j++)
-                        acc[i][j] = accumulate ? vf16_load(C + (size_t)(r + i) * ldc + c0 + 16 * j) : (vf16){0};
-                const float *a = A + (size_t)r * ars, *b = B + c0;
-                for (int k = 0; k < K; k++, a += aks, b += ldb) {
-                    vf16 b0 = vf16_load(b), b1 = vf16_load(b + 16), b2 = vf16_load(b + 32), b3 = vf16_load(b + 48);
-                    #pragma GCC unroll 4
-                    for (int i = 0; i < 4; i++) {
-                        float ai = a[(size_t)i * ars];
-                        acc[i][0] += ai * b0;
-                        acc[i][1] += ai * b1;
-                        acc[i][2] += ai * b2;
-                        acc[i][3] += ai * b3;
-                    }
-                }
-                for (int i = 0; i < 4; i++)
-                    for (int j = 0; j < 4; j++) vf16_store(C + (size_t)(r + i) * ldc + c0 + 16 * j, acc[i][j]);
-            }
-        }
-        for (; r < rows; r++) { /* one row at a time: leftover rows, narrow tiles */
-            for (int j = 0; j < nv; j++) {
-                float *c = C + (size_t)r * ldc + c0 + 16 * j;
-                vf16 acc = accumulate ? vf16_load(c) : (vf16){0};
-                const float *a = A + (size_t)r * ars, *b = B + c0 + 16 * j;
-                for (int k = 0; k < K; k++) acc += a[(size_t)k * aks] * vf16_load(b + (size_t)k * ldb);
-                vf16_store(c, acc);
-            }
+/* The same for a whole head at once: dst [Tp][hp] and/or dstT [hp][Tp], Tp
+ * = T rounded up to TILE, zero padded; loaded once and read by every tile. */
+static inline void head_load(float *dst, float *dstT, const float *src, size_t stride, int T, int hs, int hp) {
+    int Tp = (T + TILE - 1) / TILE * TILE;
+    for (int t0 = 0; t0 < Tp; t0 += TILE) {
+        int n = T - t0 < TILE ? T - t0 : TILE;
+        if (dst) tile_load(dst + (size_t)t0 * hp, NULL, src, stride, t0, n, hs, hp);
+        if (!dstT) continue;
+        for (int d = 0; d < hp; d++) memset(dstT + (size_t)d * Tp + t0, 0, TILE * sizeof *dstT);
+        for (int i = 0; i < n; i++) {
+            const float *s = src + (size_t)(t0 + i) * stride;
+            for (int d = 0; d < hs; d++) dstT[(size_t)d * Tp + t0 + i] = s[d];
         }
     }
+}
+
+/* An 8 x 32 block of C (+)= A(r, k) B[k][0:32] over k < K: 16 accumulators,
+ * two loads of B and eight broadcasts of A per k (a 4 x 64 block needs four
+ * loads of B per k, which the compiler folds into the FMAs and reloads). */
+static inline void tile_block8x32(float *restrict C, int ldc, const float *restrict A, int ars, int aks,
+                                  const float *restrict B, int ldb, int K, int accumulate) {
+    vf16 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+    vf16 c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0}, c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0};
+    const float *a0 = A, *a1 = A + ars, *a2 = A + 2 * (size_t)ars, *a3 = A + 3 * (size_t)ars;
+    const float *a4 = A + 4 * (size_t)ars, *a5 = A + 5 * (size_t)ars, *a6 = A + 6 * (size_t)ars, *a7 = A + 7 * (size_t)ars;
+    for (int k = 0; k < K; k++) {
+        size_t ak = (size_t)k * aks;
+        vf16 b0 = vf16_load(B + (size_t)k * ldb), b1 = vf16_load(B + (size_t)k * ldb + 16);
+        c00 += a0[ak] * b0; c01 += a0[ak] * b1;
+        c10 += a1[ak] * b0; c11 += a1[ak] * b1;
+        c20 += a2[ak] * b0; c21 += a2[ak] * b1;
+        c30 += a3[ak] * b0; c31 += a3[ak] * b1;
+        c40 += a4[ak] * b0; c41 += a4[ak] * b1;
+        c50 += a5[ak] * b0; c51 += a5[ak] * b1;
+        c60 += a6[ak] * b0; c61 += a6[ak] * b1;
+        c70 += a7[ak] * b0; c71 += a7[ak] * b1;
+    }
+    vf16 acc[8][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 2; j++) {
+            float *c = C + (size_t)i * ldc + 16 * j;
+            vf16_store(c, accumulate ? vf16_load(c) + acc[i][j] : acc[i][j]);
+        }
+}
+
+/* C[r][0:cols] (+)= sum_k A(r, k) B[k][0:cols] for r < rows, k < K, with
+ * A(r, k) = A[r * ars + k * aks]; cols a multiple of 16. 8 x 32 blocks,
+ * then what is left one row and 16 columns at a time. */
+static inline void tile_mm(float *restrict C, int ldc, const float *restrict A, int ars, int aks,
+                           const float *restrict B, int ldb, int rows, int K, int cols, int accumulate) {
+    int c32 = cols / 32 * 32, r8 = rows / 8 * 8;
+    for (int c0 = 0; c0 < c32; c0 += 32)
+        for (int r = 0; r < r8; r += 8)
+            tile_block8x32(C + (size_t)r * ldc + c0, ldc, A + (size_t)r * ars, ars, aks, B + c0, ldb, K, accumulate);
+    for (int r = 0; r < rows; r++)
+        for (int c0 = r < r8 ? c32 : 0; c0 < cols; c0 += 16) {
+            float *c = C + (size_t)r * ldc + c0;
+            vf16 acc = accumulate ? vf16_load(c) : (vf16){0};
+            const float *a = A + (size_t)r * ars, *b = B + c0;
+            for (int k = 0; k < K; k++) acc += a[(size_t)k * aks] * vf16_load(b + (size_t)k * ldb);
+            vf16_store(c, acc);
+        }
 }
 
 /* Parameter-gradient partials: n zeroed floats shared by the threads (one
