@@ -210,13 +210,27 @@ static void vbar_rows(float *Vb, const float *v, size_t stride, int n, int hs) {
  * or X^2 (sketched) below the diagonal; dW/dX into dX if wanted. */
 static void local_weights(float *W, float *X, const float *Aq, const float *Bk, int n, int dim, int p, float *dWdX) {
     sgemm(n, n, dim, Aq, dim, 0, Bk, dim, 1, X, n, 0);
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) {
-            size_t k = (size_t)i * n + j;
-            float x = X[k], xp1 = j <= i ? powi(x, p - 1) : 0.0f;
-            W[k] = xp1 * x;
-            if (dWdX) dWdX[k] = (float)p * xp1;
+    for (int i = 0; i < n; i++) {
+        float *w = W + (size_t)i * n, *dw = dWdX ? dWdX + (size_t)i * n : NULL;
+        const float *x = X + (size_t)i * n;
+        int m = i + 1; /* j <= i: causal */
+        if (p == 2 || p == 4) { /* the common degrees, in straight vectorisable loops */
+            for (int j = 0; j < m; j++) {
+                float x2 = x[j] * x[j];
+                w[j] = p == 4 ? x2 * x2 : x2;
+            }
+            if (dw)
+                for (int j = 0; j < m; j++) dw[j] = p == 4 ? 4.0f * x[j] * x[j] * x[j] : 2.0f * x[j];
+        } else {
+            for (int j = 0; j < m; j++) {
+                float xp1 = powi(x[j], p - 1);
+                w[j] = xp1 * x[j];
+                if (dw) dw[j] = (float)p * xp1;
+            }
         }
+        memset(w + m, 0, (size_t)(n - m) * sizeof *w);
+        if (dw) memset(dw + m, 0, (size_t)(n - m) * sizeof *dw);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
