@@ -120,7 +120,10 @@ static void phi_rows(float *Phi, const float *A, int n, int r, int F) {
         for (int p = 0, k = 0; p < r; p++) {
             f[k++] = a[p] * a[p];
             float ap = (float)M_SQRT2 * a[p];
-            for (int q = p + 1; q < r; q++) f[k++] = ap * a[q];
+            int m = r - p - 1, q = 0; /* f[k + q] = ap a[p + 1 + q], 16 at a time */
+            for (; q + 16 <= m; q += 16) vf16_store(f + k + q, ap * vf16_load(a + p + 1 + q));
+            for (; q < m; q++) f[k + q] = ap * a[p + 1 + q];
+            k += m;
         }
     }
 }

@@ -84,6 +84,21 @@ typedef vf16 v16;
             }                                                                                      \
     }
 
+/* An edge panel with at most 16 valid columns (N = 65 in PolySketch's
+ * [v; 1] products): half the work of the full tile. AVX-512 only. */
+__attribute__((target("arch=x86-64-v4"))) static void kernel_avx512_half(int kc, const float *restrict a,
+                                                                        const float *restrict b, float *restrict c,
+                                                                        int ldc) {
+    v16 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0}, c6 = {0}, c7 = {0};
+    for (int k = 0; k < kc; k++, a += MR, b += NR) {
+        v16 b0 = KLOAD(b);
+        c0 += a[0] * b0; c1 += a[1] * b0; c2 += a[2] * b0; c3 += a[3] * b0;
+        c4 += a[4] * b0; c5 += a[5] * b0; c6 += a[6] * b0; c7 += a[7] * b0;
+    }
+    v16 acc[MR] = {c0, c1, c2, c3, c4, c5, c6, c7};
+    for (int r = 0; r < MR; r++) KSTORE(c + (size_t)r * ldc, acc[r]);
+}
+
 KERNEL_FULL(kernel_avx512, "arch=x86-64-v4")
 KERNEL_QUARTERS(kernel_avx2, "arch=x86-64-v3")
 KERNEL_QUARTERS(kernel_portable, "arch=x86-64")
@@ -376,6 +391,8 @@ static void macro_tile(const float *ap0, const float *bp0, float *C, int ldc, in
             if (bf16)
                 kernel_bf16(kp, (const uint32_t *)ap, (const uint32_t *)bp, full ? c : edge, full ? ldc : NR,
                             full ? acc : 0);
+            else if (cols <= 16 && simd_level == SGEMM_AVX512)
+                kernel_avx512_half(kc, ap, bp, edge, NR);
             else
                 kernel_8x32(kc, ap, bp, full ? c : edge, full ? ldc : NR, full ? acc : 0);
             if (full) continue;
