@@ -10,6 +10,8 @@
 #include <zlib.h>
 
 #define MAX_HEADER (100u << 20)
+#define ST_ALIGN 4096          /* O_DIRECT: buffer, size and offset in whole blocks */
+#define ST_STAGE (8u << 20)    /* staging buffer, a multiple of ST_ALIGN */
 
 size_t st_dtype_size(const char *d) {
     static const struct { const char *name; size_t size; } types[] = {
@@ -29,6 +31,7 @@ int64_t st_numel(const StTensor *t) {
 
 int st_writer_open(StWriter *w, const char *path, StTensor *tensors, int n, const char *metadata, Err *e) {
     memset(w, 0, sizeof *w);
+    w->fd = -1;
     snprintf(w->path, sizeof w->path, "%s", path);
     json_t *h = json_object();
     if (metadata) {
@@ -55,32 +58,83 @@ int st_writer_open(StWriter *w, const char *path, StTensor *tensors, int n, cons
     json_decref(h);
     size_t len = strlen(text), padded = (len + 7) / 8 * 8;
     w->expected = off;
-    w->f = fopen(path, "wb");
-    if (!w->f) {
-        free(text);
-        return err_sys(e, "%s: cannot create", path);
-    }
     uint64_t hl = padded;
     unsigned char le[8];
     for (int k = 0; k < 8; k++) le[k] = (unsigned char)(hl >> (8 * k));
-    text = realloc(text, padded + 1);
-    memset(text + len, ' ', padded - len);
-    int ok = text && fwrite(le, 8, 1, w->f) == 1 && fwrite(text, padded, 1, w->f) == 1;
-    w->crc = (uint32_t)crc32(crc32(0L, le, 8), (const Bytef *)text, (uInt)padded);
-    w->bytes = 8 + padded;
-    free(text);
-    if (!ok) {
-        st_writer_abort(w);
-        return err_sys(e, "%s: cannot write", path);
+    char *full = realloc(text, padded + 1);
+    if (!full) {
+        free(text);
+        return err_set(e, "%s: out of memory", path);
+    }
+    memset(full + len, ' ', padded - len);
+    w->buf = aligned_alloc(ST_ALIGN, ST_STAGE);
+    if (!w->buf) {
+        free(full);
+        return err_set(e, "%s: out of memory", path);
+    }
+    w->direct = 1;
+    w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0666);
+    if (w->fd < 0 && errno == EINVAL) { /* a file system without O_DIRECT (tmpfs) */
+        w->direct = 0;
+        w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    }
+    if (w->fd < 0) {
+        free(full);
+        free(w->buf);
+        w->buf = NULL;
+        return err_sys(e, "%s: cannot create", path);
+    }
+    int rc = st_writer_data(w, le, 8, e);
+    if (rc == 0) rc = st_writer_data(w, full, padded, e);
+    w->written = 0; /* the header does not count as tensor data */
+    free(full);
+    if (rc) st_writer_abort(w);
+    return rc;
+}
+
+/* Writes n bytes of the staging buffer. A short write with O_DIRECT (the
+ * file size limit, a full disk) or one the file system refuses turns
+ * O_DIRECT off and goes on, so the error that comes is the real one. */
+static int stage_flush(StWriter *w, size_t n, Err *e) {
+    size_t off = 0;
+    while (off < n) {
+        ssize_t k = write(w->fd, w->buf + off, n - off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0 && errno == EINVAL && w->direct) {
+            w->direct = 0;
+            fcntl(w->fd, F_SETFL, fcntl(w->fd, F_GETFL) & ~O_DIRECT);
+            continue;
+        }
+        if (k < 0) return err_sys(e, "%s: cannot write", w->path);
+        if (k == 0) {
+            errno = ENOSPC;
+            return err_sys(e, "%s: cannot write", w->path);
+        }
+        off += (size_t)k;
+        if (off < n && w->direct) {
+            w->direct = 0;
+            fcntl(w->fd, F_SETFL, fcntl(w->fd, F_GETFL) & ~O_DIRECT);
+        }
     }
     return 0;
 }
 
 int st_writer_data(StWriter *w, const void *data, size_t nbytes, Err *e) {
-    if (nbytes && fwrite(data, 1, nbytes, w->f) != nbytes) return err_sys(e, "%s: cannot write", w->path);
-    w->crc = (uint32_t)crc32_z(w->crc, data, nbytes);
+    const unsigned char *p = data;
+    w->crc = (uint32_t)crc32_z(w->crc, p, nbytes);
     w->written += nbytes;
     w->bytes += nbytes;
+    while (nbytes) {
+        size_t k = ST_STAGE - w->fill < nbytes ? ST_STAGE - w->fill : nbytes;
+        memcpy(w->buf + w->fill, p, k);
+        w->fill += k;
+        p += k;
+        nbytes -= k;
+        if (w->fill == ST_STAGE) {
+            if (stage_flush(w, ST_STAGE, e)) return -1;
+            w->fill = 0;
+        }
+    }
     return 0;
 }
 
@@ -89,15 +143,27 @@ int st_writer_close(StWriter *w, Err *e) {
     if (w->written != w->expected)
         rc = err_set(e, "%s: internal error: wrote %llu data bytes, header says %llu", w->path,
                      (unsigned long long)w->written, (unsigned long long)w->expected);
-    if (rc == 0 && (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0)) rc = err_sys(e, "%s: cannot write", w->path);
-    if (fclose(w->f) != 0 && rc == 0) rc = err_sys(e, "%s: cannot write", w->path);
-    w->f = NULL;
+    size_t whole = w->fill / ST_ALIGN * ST_ALIGN;
+    if (rc == 0 && whole) rc = stage_flush(w, whole, e);
+    if (rc == 0 && w->fill > whole) { /* the last partial block: not O_DIRECT */
+        memmove(w->buf, w->buf + whole, w->fill - whole);
+        if (w->direct) fcntl(w->fd, F_SETFL, fcntl(w->fd, F_GETFL) & ~O_DIRECT);
+        w->direct = 0;
+        rc = stage_flush(w, w->fill - whole, e);
+    }
+    if (rc == 0 && fsync(w->fd) != 0) rc = err_sys(e, "%s: cannot write", w->path);
+    if (close(w->fd) != 0 && rc == 0) rc = err_sys(e, "%s: cannot write", w->path);
+    w->fd = -1;
+    free(w->buf);
+    w->buf = NULL;
     return rc;
 }
 
 void st_writer_abort(StWriter *w) {
-    if (w->f) fclose(w->f);
-    w->f = NULL;
+    if (w->fd >= 0) close(w->fd);
+    w->fd = -1;
+    free(w->buf);
+    w->buf = NULL;
 }
 
 static int parse_entry(StFile *f, const char *name, json_t *v, uint64_t data_size, StTensor *t, Err *e) {
