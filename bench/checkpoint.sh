@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checkpoint write of GPT-2 124M (model + AdamW moments, ~1.5 GB, fsynced)
-# beside the disk's sequential write speed (dd of the same size with
-# fdatasync, same directory), and sampling speed of that model on 2 threads
-# with the KV cache and without it (a full forward per token).
+# beside the disk's sequential write speed (dd of the same size into the
+# same directory, buffered with fdatasync, and with O_DIRECT as our writer
+# uses), and sampling speed of that model on 2 threads with the KV cache and
+# without it (a full forward per token).
 # Needs: make, shards/moby (README). DIR defaults to a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,9 +15,14 @@ secs=$(sed -nE 's/^checkpoint: .* \(([0-9.]+) s\)$/\1/p' "$dir/log")
 mb=$((bytes / 1000000))
 dd_out=$(dd if=/dev/zero of="$dir/dd.bin" bs=1M count=$((bytes / 1048576)) conv=fdatasync 2>&1 | tail -1)
 rm -f "$dir/dd.bin"
-dd_rate=$(sed -nE 's/.*, ([0-9.]+) ([GM])B\/s$/\1 \2/p' <<<"$dd_out" | awk '{ print $2 == "G" ? $1 * 1000 : $1 }')
-awk -v mb="$mb" -v s="$secs" -v d="$dd_rate" 'BEGIN {
-    printf "checkpoint: %d MB in %.2f s = %.0f MB/s; dd (fdatasync): %.0f MB/s; ratio %.2f\n", mb, s, mb / s, d, mb / s / d }'
+direct_out=$(dd if=/dev/zero of="$dir/dd.bin" bs=8M count=$((bytes / 8388608)) oflag=direct conv=fdatasync 2>&1 | tail -1)
+rm -f "$dir/dd.bin"
+rate() { sed -nE 's/.*, ([0-9.]+) ([GM])B\/s$/\1 \2/p' | awk '{ print $2 == "G" ? $1 * 1000 : $1 }'; }
+dd_rate=$(rate <<<"$dd_out")
+direct_rate=$(rate <<<"$direct_out")
+awk -v mb="$mb" -v s="$secs" -v d="$dd_rate" -v o="$direct_rate" 'BEGIN {
+    printf "checkpoint: %d MB in %.2f s = %.0f MB/s; dd (fdatasync): %.0f MB/s, ratio %.2f; dd (O_DIRECT): %.0f MB/s, ratio %.2f\n",
+        mb, s, mb / s, d, mb / s / d, o, mb / s / o }'
 
 prompt=$(head -c 3000 assets/moby_dick.txt)
 for mode in cache no-cache; do
