@@ -17,7 +17,8 @@ expect_error() {
 }
 
 # tiny_setup BYTES: the first BYTES of Moby-Dick as shards in $T/data, and
-# $T/tiny.cfg for a 2-layer, 32-wide model on them (tests append their keys).
+# $T/tiny.cfg for a 2-layer, 32-wide model on them (tests append their keys),
+# with out_dir in $T: a test never touches the user's runs/default.
 tiny_setup() {
     head -c "$1" assets/moby_dick.txt >"$T/book.txt"
     $TRAIN prepare --source pg19 "$T/book.txt" --out "$T/data" --val-fraction 0.1 >/dev/null 2>&1
@@ -31,5 +32,6 @@ seq_len = 32
 train_data = $T/data/train_*.bin
 val_data = $T/data/val_*.bin
 threads = 2
+out_dir = $T/run
 CFG
 }
