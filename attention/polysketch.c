@@ -318,8 +318,12 @@ static void ps_forward(const AttnConfig *a, const float *params, const float *qk
         for (int t0 = 0; t0 < T; t0 += s.b) {
             int n = T - t0 < s.b ? T - t0 : s.b;
             vbar_rows(w.Vb, v + (size_t)t0 * C3, C3, n, hs);
-            phi_rows(w.Phi, w.A + (size_t)t0 * r, n, r, F);
-            sgemm(n, hs1, F, w.Phi, F, 0, w.S, hs1, 0, w.U, hs1, 0); /* u_i = phi(a_i)^T S */
+            if (t0 > 0) {
+                phi_rows(w.Phi, w.A + (size_t)t0 * r, n, r, F);
+                sgemm(n, hs1, F, w.Phi, F, 0, w.S, hs1, 0, w.U, hs1, 0); /* u_i = phi(a_i)^T S */
+            } else {
+                memset(w.U, 0, (size_t)n * hs1 * sizeof *w.U); /* S is still zero */
+            }
             if (s.local) local_weights(w.W, w.X, w.Ql + (size_t)t0 * hs, w.Kl + (size_t)t0 * hs, n, hs, s.p, NULL);
             else local_weights(w.W, w.X, w.A + (size_t)t0 * r, w.Cc + (size_t)t0 * r, n, r, 2, NULL);
             sgemm(n, hs1, n, w.W, n, 0, w.Vb, hs1, 0, w.U, hs1, 1);  /* + sum_j w_ij [v_j; 1] */

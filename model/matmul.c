@@ -99,6 +99,30 @@ __attribute__((target("arch=x86-64-v4"))) static void kernel_avx512_half(int kc,
     for (int r = 0; r < MR; r++) KSTORE(c + (size_t)r * ldc, acc[r]);
 }
 
+/* An edge panel of one column (the [v; 1] products' 65th): one 8-row vector
+ * and one FMA per k, an eighth of the 8 x 16 kernel's work. Two running
+ * sums (even and odd k) hide the FMA latency; added at the end. */
+typedef float v8 __attribute__((vector_size(32)));
+__attribute__((target("arch=x86-64-v3"))) static void kernel_col1(int kc, const float *restrict a,
+                                                                 const float *restrict b, float *restrict c) {
+    v8 acc0 = {0}, acc1 = {0};
+    int k = 0;
+    for (; k + 2 <= kc; k += 2, a += 2 * MR, b += 2 * NR) {
+        v8 a0, a1;
+        __builtin_memcpy(&a0, a, sizeof a0);
+        __builtin_memcpy(&a1, a + MR, sizeof a1);
+        acc0 += a0 * b[0];
+        acc1 += a1 * b[NR];
+    }
+    if (k < kc) {
+        v8 a0;
+        __builtin_memcpy(&a0, a, sizeof a0);
+        acc0 += a0 * b[0];
+    }
+    acc0 += acc1;
+    for (int r = 0; r < MR; r++) c[(size_t)r * NR] = acc0[r];
+}
+
 KERNEL_FULL(kernel_avx512, "arch=x86-64-v4")
 KERNEL_QUARTERS(kernel_avx2, "arch=x86-64-v3")
 KERNEL_QUARTERS(kernel_portable, "arch=x86-64")
@@ -181,15 +205,21 @@ __attribute__((target("avx512f"))) static void pack16_avx512(float *out, float *
 /* Packs A[i0:i0+mc, p0:p0+kc] into MR-row panels: out[panel][k][r]. */
 static void pack_a(float *out, const float *A, int lda, int transA, int i0, int mc, int p0, int kc) {
     int fast = simd_level == SGEMM_AVX512 && !transA, k16 = kc / 16 * 16;
-    if (transA) { /* row k of A^T is contiguous: read each once, whole, across the panels */
-        for (int k = 0; k < kc; k++) {
-            const float *src = A + (size_t)(p0 + k) * lda + i0;
-            int ip = 0;
-            for (; ip + MR <= mc; ip += MR) memcpy(out + (size_t)ip * kc + k * MR, src + ip, MR * sizeof *src);
-            if (ip == mc) continue;
-            float *o = out + (size_t)ip * kc + k * MR;
-            for (int r = 0; r < MR; r++) o[r] = ip + r < mc ? src[ip + r] : 0.0f;
+    if (transA) { /* row k of A^T holds the panels' rows side by side: 4 panels (128 bytes of a row) at a time */
+        int full = mc / MR * MR;
+        for (int g = 0; g < full; g += 4 * MR) {
+            int np = (full - g) / MR < 4 ? (full - g) / MR : 4;
+            for (int k = 0; k < kc; k++) {
+                const float *src = A + (size_t)(p0 + k) * lda + i0 + g;
+                for (int q = 0; q < np; q++) memcpy(out + (size_t)(g + q * MR) * kc + k * MR, src + q * MR, MR * sizeof *src);
+            }
         }
+        if (full < mc)
+            for (int k = 0; k < kc; k++) {
+                const float *src = A + (size_t)(p0 + k) * lda + i0 + full;
+                float *o = out + (size_t)full * kc + k * MR;
+                for (int r = 0; r < MR; r++) o[r] = full + r < mc ? src[r] : 0.0f;
+            }
         return;
     }
     for (int ip = 0; ip < mc; ip += MR, out += MR * kc) {
@@ -391,6 +421,8 @@ static void macro_tile(const float *ap0, const float *bp0, float *C, int ldc, in
             if (bf16)
                 kernel_bf16(kp, (const uint32_t *)ap, (const uint32_t *)bp, full ? c : edge, full ? ldc : NR,
                             full ? acc : 0);
+            else if (cols == 1 && simd_level >= SGEMM_AVX2)
+                kernel_col1(kc, ap, bp, edge);
             else if (cols <= 16 && simd_level == SGEMM_AVX512)
                 kernel_avx512_half(kc, ap, bp, edge, NR);
             else
