@@ -5,7 +5,9 @@
  * once, then for each MC row block packs A (MC x KC, into MR-row panels) and
  * runs the micro-kernel over every MR x NR tile: one B panel (KC x NR =
  * 32 KB) stays in L1 while the A panels stream from L2. Packing handles
- * transposition and zero-pads the edges. */
+ * transposition (16 x 16 register transposes on AVX-512) and zero-pads the
+ * edges; a last panel of at most 16 columns, or of one, gets a narrower
+ * kernel. Two shapes change the loop order (see region). */
 #include "matmul.h"
 
 #include <immintrin.h>
@@ -399,7 +401,8 @@ int sgemm_bf16_supported(void) {
 }
 
 /* Per-thread packing buffers, allocated on first use and kept: one MC x KC
- * block of A, one KC x NC block of B, and the A cache below. */
+ * block of A, one KC x NC block of B, and a cache that holds either all of
+ * a region's A for one KC slice or all of its B (see region). */
 static _Thread_local float *pack_a_buf, *pack_b_buf, *cache;
 #define CACHE (1 << 20) /* floats: all of A's rows for one KC slice, or all of B for one NC block */
 
@@ -448,10 +451,17 @@ static void pack_b_any(float *out, const float *B, int ldb, int transB, int p0, 
 
 /* One thread's region C[i0:i1, j0:j1], in BLIS order: for each NC column
  * block and KC slice, B is packed once and reused by every MC row block.
- * When the region spans several NC blocks and its rows of A fit the cache
- * (a few thousand rows: the lm_head's forward over 50257 columns), the KC
- * slice goes outside instead and A is packed once per slice rather than
- * once per NC block. Either way each C element sums its KC slices in order. */
+ * Two shapes get another order:
+ * - tall and deep (several MC blocks and KC slices, at most one NC block,
+ *   all of B fits the cache: a weight gradient over thousands of tokens):
+ *   B is packed once, whole, and each MC block of C stays in cache while it
+ *   runs through every slice, instead of the whole region of C being swept
+ *   once per slice;
+ * - wide (several NC blocks, the region's rows of A fit the cache: the
+ *   lm_head's forward over 50257 columns): the KC slice goes outside and A
+ *   is packed once per slice rather than once per NC block.
+ * In every order each C element sums its KC slices in the same order, so
+ * the bits do not depend on which one runs. */
 static void region(int K, const float *A, int lda, int transA, const float *B, int ldb, int transB, float *C,
                    int ldc, int accumulate, int i0, int i1, int j0, int j1, int bf16) {
     if (!pack_a_buf) {
@@ -482,7 +492,7 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
         }
         return;
     }
-    if (n > NC && (size_t)mpad * KC <= CACHE) {
+    if (n > NC && (size_t)mpad * KC <= CACHE) { /* wide: A packed once per KC slice */
         for (int p0 = 0; p0 < K; p0 += KC) {
             int kc = K - p0 < KC ? K - p0 : KC;
             for (int ic = i0; ic < i1; ic += MC)
