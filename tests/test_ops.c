@@ -96,7 +96,7 @@ static double rel_diff(const float *a, const double *b, size_t n) {
 
 /* Every micro-kernel build this CPU can run: AVX-512, AVX2, portable. */
 static void test_sgemm_against_reference(void) {
-    int shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {8, 32, 256}, {9, 31, 257}, {130, 70, 300}, {64, 600, 40}, {3, 1030, 17}, {40, 1100, 300}};
+    int shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {8, 32, 256}, {9, 31, 257}, {130, 70, 300}, {64, 600, 40}, {3, 1030, 17}, {40, 1100, 300}, {600, 40, 600}};
     int best = sgemm_simd(-1), tested = 0;
     for (int level = SGEMM_PORTABLE; level <= best; level++, tested++) {
         sgemm_simd(level);
@@ -137,7 +137,7 @@ static void test_sgemm_bf16(void) {
         printf("  (this CPU has no AVX512-BF16: nothing to test)\n");
         return;
     }
-    int shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {8, 32, 256}, {9, 31, 257}, {130, 70, 301}, {3, 1030, 17}, {48, 1100, 67}};
+    int shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {8, 32, 256}, {9, 31, 257}, {130, 70, 301}, {3, 1030, 17}, {48, 1100, 67}, {601, 40, 601}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int t = 0; t < 8; t++) {
             int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = t & 1, tb = (t >> 1) & 1, acc = t >> 2;
