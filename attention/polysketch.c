@@ -24,8 +24,6 @@
 #include "sketch_net.h"
 #include "tile.h"
 
-#define MAX_LEVELS 4
-
 typedef struct {
     int hs, r, F, hs1, b, p, levels, local, learned;
     size_t lnq, lnk, sk, n;   /* offsets of the local LayerNorms and the sketch; total */

@@ -156,7 +156,6 @@ const char *sgemm_simd_name(void) { return KERNELS[sgemm_simd(-1)].name; }
 
 /* Packing that transposes (A by rows, B^T by rows) moves one float at a time
  * in plain C; on AVX-512 whole 16 x 16 blocks go through registers instead. */
-#define TLOAD(p) _mm512_loadu_ps(p)
 
 /* r[i][j] becomes r[j][i]: 32-bit, 64-bit and two 128-bit-lane interleaves */
 __attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16]) {
@@ -189,7 +188,7 @@ __attribute__((target("avx512f"))) static void pack16_avx512(float *out, float *
                                                              size_t ld, int k16, int stride) {
     for (int k0 = 0; k0 < k16; k0 += 16) {
         __m512 r[16];
-        for (int i = 0; i < 16; i++) r[i] = TLOAD(src + i * ld + k0);
+        for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ld + k0);
         transpose16(r);
         for (int k = 0; k < 16; k++) {
             float *o = out + (size_t)(k0 + k) * stride;
@@ -230,7 +229,7 @@ static void pack_a(float *out, const float *A, int lda, int transA, int i0, int 
         if (fast && ip % (2 * MR) == 0 && ip + 2 * MR <= mc) { /* this panel and the next, 16 rows */
             pack16_avx512(out, out + MR * kc, 1, A + (size_t)(i0 + ip) * lda + p0, (size_t)lda, k16, MR);
             k0 = k16;
-        } else if (fast && ip % (2 * MR) == MR && ip >= MR && ip + MR <= mc) {
+        } else if (fast && ip % (2 * MR) == MR && ip + MR <= mc) {
             k0 = k16; /* packed with the previous panel */
         }
         for (int r = 0; r < rows; r++) {
