@@ -23,6 +23,15 @@ typedef struct {
     int local_exact;                /* polysketch: exact weights in diagonal blocks */
 } AttnConfig;
 
+/* Where head h of sequence b starts: in qkv (and dqkv), whose rows are 3C
+ * wide with k at +C and v at +2C; and in out (and dout), rows C wide. */
+static inline size_t attn_qkv_at(const AttnConfig *a, int b, int h, int T) {
+    return (size_t)b * T * 3 * a->n_embd + (size_t)h * a->head_size;
+}
+static inline size_t attn_out_at(const AttnConfig *a, int b, int h, int T) {
+    return (size_t)b * T * a->n_embd + (size_t)h * a->head_size;
+}
+
 /* One of a kind's parameter tensors, for checkpoints and the optimiser:
  * saved as transformer.h.<layer>.attn.<name>, shape [rows] or [rows, cols]. */
 typedef struct {

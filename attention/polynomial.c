@@ -53,8 +53,8 @@ static void poly_forward(const AttnConfig *a, const float *params, const float *
     #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
-        const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-        float *o = out + (size_t)b * T * C + h * hs, *D = saved + (size_t)bh * T;
+        const float *q = qkv + attn_qkv_at(a, b, h, T), *k = q + C, *v = q + 2 * C;
+        float *o = out + attn_out_at(a, b, h, T), *D = saved + (size_t)bh * T;
         float *Qn = tile_scratch(2 * (size_t)T * hp + (size_t)TILE * (3 * hp + TILE + 1));
         float *Kn = Qn + (size_t)T * hp, *Kt = Kn + (size_t)T * hp, *V = Kt + TILE * hp, *O = V + TILE * hp;
         float *S = O + TILE * hp, *acc = S + TILE * TILE;
@@ -97,10 +97,10 @@ static void poly_backward(const AttnConfig *a, const float *params, const float 
     #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
-        const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-        const float *o = out + (size_t)b * T * C + h * hs, *dO = dout + (size_t)b * T * C + h * hs;
+        const float *q = qkv + attn_qkv_at(a, b, h, T), *k = q + C, *v = q + 2 * C;
+        const float *o = out + attn_out_at(a, b, h, T), *dO = dout + attn_out_at(a, b, h, T);
         const float *D = saved + (size_t)bh * T;
-        float *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C, *pg = part + bh * np;
+        float *dq = dqkv + attn_qkv_at(a, b, h, T), *dk = dq + C, *dv = dq + 2 * C, *pg = part + bh * np;
         float *Qn = tile_scratch(3 * (size_t)T * hp + 5 * (size_t)T + (size_t)TILE * (5 * hp + 3 * TILE));
         float *Kn = Qn + (size_t)T * hp, *dQn = Kn + (size_t)T * hp, *mq = dQn + (size_t)T * hp;
         float *rq = mq + T, *mk = rq + T, *rk = mk + T, *delta = rk + T;

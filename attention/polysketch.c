@@ -337,8 +337,8 @@ static void ps_forward(const AttnConfig *a, const float *params, const float *qk
     #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         int bi = bh / NH, h = bh % NH;
-        const float *q = qkv + (size_t)bi * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-        float *o = out + (size_t)bi * T * C + h * hs, *D = saved + (size_t)bh * T;
+        const float *q = qkv + attn_qkv_at(a, bi, h, T), *k = q + C, *v = q + 2 * C;
+        float *o = out + attn_out_at(a, bi, h, T), *D = saved + (size_t)bh * T;
         Work w;
         work_carve(&w, &s, T, 0);
         prepare_head(&w, &s, params, q, k, C3, T);
@@ -375,10 +375,10 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
     #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         int bi = bh / NH, h = bh % NH;
-        const float *q = qkv + (size_t)bi * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-        const float *o = out + (size_t)bi * T * C + h * hs, *g = dout + (size_t)bi * T * C + h * hs;
+        const float *q = qkv + attn_qkv_at(a, bi, h, T), *k = q + C, *v = q + 2 * C;
+        const float *o = out + attn_out_at(a, bi, h, T), *g = dout + attn_out_at(a, bi, h, T);
         const float *D = saved + (size_t)bh * T;
-        float *dq = dqkv + (size_t)bi * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C, *pg = part + bh * np;
+        float *dq = dqkv + attn_qkv_at(a, bi, h, T), *dk = dq + C, *dv = dq + 2 * C, *pg = part + bh * np;
         size_t Tr = (size_t)T * r, Ths = (size_t)T * hs, Thp = (size_t)T * hs1, bb = (size_t)s.b;
         size_t extra = 2 * Tr + 3 * Thp + 2 * Ths + 2 * Ths + bb * F + bb * bb;
         Work w;

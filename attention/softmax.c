@@ -47,8 +47,8 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
     #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
-        const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-        float *o = out + (size_t)b * T * C + h * hs, *L = saved + (size_t)bh * T;
+        const float *q = qkv + attn_qkv_at(a, b, h, T), *k = q + C, *v = q + 2 * C;
+        float *o = out + attn_out_at(a, b, h, T), *L = saved + (size_t)bh * T;
         int Tp = (T + TILE - 1) / TILE * TILE;
         float *Q = tile_scratch((size_t)TILE * (2 * hp + TILE + 2) + 2 * (size_t)Tp * hp);
         float *O = Q + TILE * hp, *S = O + TILE * hp, *m = S + TILE * TILE, *l = m + TILE;
@@ -99,10 +99,10 @@ static void softmax_backward(const AttnConfig *a, const float *params, const flo
     #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
-        const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-        const float *o = out + (size_t)b * T * C + h * hs, *dO = dout + (size_t)b * T * C + h * hs;
+        const float *q = qkv + attn_qkv_at(a, b, h, T), *k = q + C, *v = q + 2 * C;
+        const float *o = out + attn_out_at(a, b, h, T), *dO = dout + attn_out_at(a, b, h, T);
         const float *L = saved + (size_t)bh * T;
-        float *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
+        float *dq = dqkv + attn_qkv_at(a, b, h, T), *dk = dq + C, *dv = dq + 2 * C;
         int Tp = (T + TILE - 1) / TILE * TILE;
         float *K = tile_scratch((size_t)TILE * (5 * hp + 2 * TILE) + 3 * (size_t)Tp * hp + (size_t)Tp);
         float *Kt = K + TILE * hp, *Vt = Kt + TILE * hp, *dK = Vt + TILE * hp, *dV = dK + TILE * hp;
