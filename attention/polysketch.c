@@ -112,6 +112,22 @@ static void ps_init(const AttnConfig *a, float *params, Rng *r) {
 
 /* Phi[i] = phi(A[i]) for n rows of r: a_p a_q (p <= q), times sqrt 2 off the diagonal */
 static void phi_rows(float *Phi, const float *A, int n, int r, int F) {
+    enum { R_SMALL = 64 };
+    if (r <= R_SMALL) { /* whole vectors only: a zero-padded copy of the row in, a row with slack out */
+        float ab[R_SMALL + 16] = {0}, fb[R_SMALL * (R_SMALL + 1) / 2 + 16];
+        for (int i = 0; i < n; i++) {
+            memcpy(ab, A + (size_t)i * r, (size_t)r * sizeof *ab);
+            for (int p = 0, k = 0; p < r; p++) {
+                fb[k++] = ab[p] * ab[p];
+                vf16 ap = vf16_splat((float)M_SQRT2 * ab[p]);
+                for (int q = 0; q < r - p - 1; q += 16) /* may write past this p's pairs: the next p overwrites */
+                    vf16_store(fb + k + q, ap * vf16_load(ab + p + 1 + q));
+                k += r - p - 1;
+            }
+            memcpy(Phi + (size_t)i * F, fb, (size_t)F * sizeof *fb);
+        }
+        return;
+    }
     for (int i = 0; i < n; i++) {
         const float *a = A + (size_t)i * r;
         float *f = Phi + (size_t)i * F;
@@ -360,6 +376,7 @@ static void ps_forward(const AttnConfig *a, const float *params, const float *qk
                 for (int d = 0; d < hs; d++) o[(size_t)(t0 + i) * C + d] = w.U[(size_t)i * hs1 + d] * inv;
                 D[t0 + i] = Di;
             }
+            if (t0 + n == T) break; /* no later block reads S */
             phi_rows(w.Phi, w.Cc + (size_t)t0 * r, n, r, F);
             sgemm(F, hs1, n, w.Phi, F, 1, w.Vb, hs1, 0, w.S, hs1, 1); /* S += phi(C)^T [V 1] */
         }
@@ -419,6 +436,7 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
             float *dlk = s.local ? dKl + (size_t)t0 * hs : dC + (size_t)t0 * r;
             lower_mm(dlq, dim, dX, 0, lk, dim, n, dim, 1); /* dq_i += sum_j dx_ij k_j */
             lower_mm(dlk, dim, dX, 1, lq, dim, n, dim, 1); /* dk_j += sum_i dx_ij q_i */
+            if (t0 + n == T) break;
             phi_rows(w.Phi, w.Cc + (size_t)t0 * r, n, r, F);
             sgemm(F, hs1, n, w.Phi, F, 1, w.Vb, hs1, 0, w.S, hs1, 1);
         }
@@ -435,6 +453,7 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
                 sgemm(n, F, hs1, w.Vb, hs1, 0, R, hs1, 1, dPhi, F, 0);                    /* d phi(c_j) = R v-bar_j */
                 dphi_rows(dC + (size_t)t0 * r, dPhi, w.Cc + (size_t)t0 * r, n, r, F);
             }
+            if (t0 == 0) break; /* no earlier block reads R */
             phi_rows(w.Phi, w.A + (size_t)t0 * r, n, r, F);
             sgemm(F, hs1, n, w.Phi, F, 1, Gb + (size_t)t0 * hs1, hs1, 0, R, hs1, 1);
         }

@@ -213,6 +213,7 @@ static void test_against_dense_reference(void) {
         {&attention_polysketch, 4, 6, 70, 1}, {&attention_polysketch, 8, 5, 4, 0},
         {&attention_polysketch, 8, 5, 4, 1}, {&attention_polysketch, 4, 6, 16, 1},
         {&attention_polysketch, -1, 4, 4, 0}, {&attention_polysketch, -1, 4, 16, 1}, /* -1: learned sketch */
+        {&attention_polysketch, 4, 33, 16, 0}, {&attention_polysketch, 4, 70, 16, 1}, /* r up to 64 and over it */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         AttnConfig a = cases[i].degree < 0 ? learned(2, 8, cases[i].r, cases[i].b, cases[i].local)
