@@ -43,8 +43,13 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
-test: $(BUILD)/train $(TESTS)
+test: $(BUILD)/train $(TESTS) $(BUILD)/nodirect.so
 	@BUILD=$(BUILD) tests/run.sh
+
+# LD_PRELOAD shim for tests/test_nodirect.sh (never sanitized: it is preloaded)
+$(BUILD)/nodirect.so: tests/shim/nodirect.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -O2 -shared -fPIC -o $@ $< -ldl
 
 # benchmark programs; the scripts in bench/ run them beside their references
 bench: train $(BUILD)/bench_tokenizer
