@@ -39,27 +39,20 @@ static int open_common(const char *name, const char *path, int flags, mode_t m) 
     return real(path, flags, m);
 }
 
-int open(const char *path, int flags, ...) {
-    mode_t m = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        m = (mode_t)va_arg(ap, int);
-        va_end(ap);
+/* open and open64, which the caller reaches depending on _FILE_OFFSET_BITS */
+#define OPEN_WRAPPER(fn)                                                                                               \
+    int fn(const char *path, int flags, ...) {                                                                         \
+        mode_t m = 0;                                                                                                  \
+        if (flags & (O_CREAT | O_TMPFILE)) {                                                                           \
+            va_list ap;                                                                                                \
+            va_start(ap, flags);                                                                                       \
+            m = (mode_t)va_arg(ap, int);                                                                               \
+            va_end(ap);                                                                                                \
+        }                                                                                                              \
+        return open_common(#fn, path, flags, m);                                                                       \
     }
-    return open_common("open", path, flags, m);
-}
-
-int open64(const char *path, int flags, ...) {
-    mode_t m = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        m = (mode_t)va_arg(ap, int);
-        va_end(ap);
-    }
-    return open_common("open64", path, flags, m);
-}
+OPEN_WRAPPER(open)
+OPEN_WRAPPER(open64)
 
 ssize_t write(int fd, const void *buf, size_t n) {
     if (mode("write") && (fcntl(fd, F_GETFL) & O_DIRECT)) {
