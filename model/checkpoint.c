@@ -263,10 +263,8 @@ int checkpoint_save(const char *out_dir, const GPT2 *m, const float *adam_m, con
                                   (json_int_t)st->step, "loader", "epoch", (json_int_t)st->loader.epoch, "shard",
                                   (json_int_t)st->loader.shard, "sample", (json_int_t)st->loader.sample, "rng", r[0],
                                   r[1], r[2], r[3], "files", fs, "config", config_json(c));
-        /* state.json checks itself: a CRC-32 of its compact form without the checksum */
-        char *compact = json_dumps(state, JSON_COMPACT | JSON_PRESERVE_ORDER), hex[16];
-        snprintf(hex, sizeof hex, "%08x", (uint32_t)crc32_z(0, (const Bytef *)compact, strlen(compact)));
-        free(compact);
+        char hex[16]; /* state.json checks itself */
+        checkpoint_state_checksum(state, hex);
         json_object_set_new(state, "checksum", json_string(hex));
         char *text = json_dumps(state, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         json_decref(state);
@@ -390,6 +388,13 @@ int checkpoint_read_config(const char *dir, Config *c, Err *e) {
     return rc;
 }
 
+void checkpoint_state_checksum(json_t *state, char hex[16]) {
+    json_object_del(state, "checksum");
+    char *compact = json_dumps(state, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    snprintf(hex, 16, "%08x", compact ? (uint32_t)crc32_z(0, (const Bytef *)compact, strlen(compact)) : 0u);
+    free(compact);
+}
+
 int checkpoint_read_state(const char *dir, TrainState *st, Config *saved, Err *e) {
     char path[CONFIG_STR + 80];
     snprintf(path, sizeof path, "%s/state.json", dir);
@@ -399,10 +404,8 @@ int checkpoint_read_state(const char *dir, TrainState *st, Config *saved, Err *e
     const char *sum = json_string_value(json_object_get(o, "checksum"));
     char recorded[16] = "";
     snprintf(recorded, sizeof recorded, "%s", sum ? sum : "");
-    json_object_del(o, "checksum");
-    char *compact = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER), got[16];
-    snprintf(got, sizeof got, "%08x", compact ? (uint32_t)crc32_z(0, (const Bytef *)compact, strlen(compact)) : 0u);
-    free(compact);
+    char got[16];
+    checkpoint_state_checksum(o, got);
     if (strcmp(recorded, got) != 0)
         rc = err_set(e, "%s: checksum %s does not match its content (%s): the file is damaged", path,
                      recorded[0] ? recorded : "missing", got);

@@ -50,6 +50,11 @@ int checkpoint_read_config(const char *dir, Config *c, Err *e);
 /* dir/state.json: checks each file's size and CRC-32, then fills st and
  * `saved` (the config of the run that wrote it, on top of defaults). */
 int checkpoint_read_state(const char *dir, TrainState *st, Config *saved, Err *e);
+
+/* state.json's self-checksum, 8 hex digits: the CRC-32 of the object's
+ * compact form without its "checksum" key (removed from state if there). */
+struct json_t;
+void checkpoint_state_checksum(struct json_t *state, char hex[16]);
 int checkpoint_load_model(const char *dir, GPT2 *m, Err *e);
 int checkpoint_load_optimizer(const char *dir, const GPT2 *m, float *adam_m, float *adam_v, Err *e);
 
