@@ -145,6 +145,34 @@ static void phi_rows(float *Phi, const float *A, int n, int r, int F) {
 /* dA += d phi(A) / dA . dPhi. For the pair (p, q > p), t = sqrt2 dPhi_pq:
  * da_p += t a_q (a dot product over q) and da_q += t a_p (a vector update). */
 static void dphi_rows(float *dA, const float *dPhi, const float *A, int n, int r, int F) {
+    enum { R_SMALL = 64 };
+    if (r <= R_SMALL) { /* as phi_rows: whole vectors over zero-padded copies; lanes past q = r - 1 read the
+                         * next p's dPhi against a's zero padding, and write da's slack, which is dropped */
+        float ab[R_SMALL + 16] = {0}, db[R_SMALL + 16], dfb[R_SMALL * (R_SMALL + 1) / 2 + 16] = {0};
+        for (int i = 0; i < n; i++) {
+            const float *df = dPhi + (size_t)i * F;
+            float *da = dA + (size_t)i * r;
+            memcpy(ab, A + (size_t)i * r, (size_t)r * sizeof *ab);
+            memcpy(dfb, df, (size_t)F * sizeof *dfb);
+            memcpy(db, da, (size_t)r * sizeof *db);
+            for (int p = 0, k = 0; p < r; p++) {
+                const float *t = dfb + k + 1;
+                vf16 acc = {0}, ap = vf16_splat(ab[p]);
+                for (int q = 0; q < r - p - 1; q += 16) {
+                    vf16 tv = vf16_load(t + q) * (float)M_SQRT2;
+                    acc += tv * vf16_load(ab + p + 1 + q);
+                    vf16_store(db + p + 1 + q, vf16_load(db + p + 1 + q) + tv * ap);
+                }
+                float l[16], dot = 0.0f;
+                vf16_store(l, acc);
+                for (int j = 0; j < 16; j++) dot += l[j];
+                db[p] += 2.0f * dfb[k] * ab[p] + dot;
+                k += r - p;
+            }
+            memcpy(da, db, (size_t)r * sizeof *da);
+        }
+        return;
+    }
     for (int i = 0; i < n; i++) {
         const float *a = A + (size_t)i * r, *df = dPhi + (size_t)i * F;
         float *da = dA + (size_t)i * r;
