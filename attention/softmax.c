@@ -52,7 +52,7 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
         int Tp = (T + TILE - 1) / TILE * TILE;
         float *Q = tile_scratch((size_t)TILE * (2 * hp + TILE + 2) + 2 * (size_t)Tp * hp);
         float *O = Q + TILE * hp, *S = O + TILE * hp, *m = S + TILE * TILE, *l = m + TILE;
-        float *Kt = l + TILE, *V = Kt + (size_t)Tp * hp; /* the head's keys (transposed) and values */
+        float *Kt = l + TILE, *V = Kt + (size_t)Tp * hp; /* the head's keys (transposed tiles) and values */
         head_load(V, NULL, v, C3, T, hs, hp);
         head_load(NULL, Kt, k, C3, T, hs, hp);
         for (int q0 = 0; q0 < T; q0 += TILE) {
@@ -66,7 +66,7 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
             }
             for (int k0 = 0; k0 < q0 + nq; k0 += TILE) {
                 int nk = q0 + nq - k0 < TILE ? q0 + nq - k0 : TILE;
-                tile_mm(S, TILE, Q, hp, 1, Kt + k0, Tp, nq, hs, TILE, 0); /* s_ij = scale q_i . k_j */
+                tile_mm(S, TILE, Q, hp, 1, Kt + (size_t)k0 * hp, TILE, nq, hs, TILE, 0); /* s_ij = scale q_i . k_j */
                 for (int i = 0; i < nq; i++) {
                     float *s = S + (size_t)i * TILE;
                     int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk; /* causal: j <= i */

@@ -38,19 +38,17 @@ static inline void tile_load(float *dst, float *dstT, const float *src, size_t s
     }
 }
 
-/* The same for a whole head at once: dst [Tp][hp] and/or dstT [hp][Tp], Tp
- * = T rounded up to TILE, zero padded; loaded once and read by every tile. */
+/* The same for a whole head at once, Tp = T rounded up to TILE, zero
+ * padded; loaded once and read by every tile: dst [Tp][hp], and/or dstT as
+ * Tp / TILE transposed tiles one after another, tile t0 at dstT + t0 * hp
+ * ([hp][TILE]: a whole-head [hp][Tp] would put a tile's rows 4 Tp bytes
+ * apart, at T = 2048 all in one L1 set). */
 static inline void head_load(float *dst, float *dstT, const float *src, size_t stride, int T, int hs, int hp) {
     int Tp = (T + TILE - 1) / TILE * TILE;
     for (int t0 = 0; t0 < Tp; t0 += TILE) {
         int n = T - t0 < TILE ? T - t0 : TILE;
-        if (dst) tile_load(dst + (size_t)t0 * hp, NULL, src, stride, t0, n, hs, hp);
-        if (!dstT) continue;
-        for (int d = 0; d < hp; d++) memset(dstT + (size_t)d * Tp + t0, 0, TILE * sizeof *dstT);
-        for (int i = 0; i < n; i++) {
-            const float *s = src + (size_t)(t0 + i) * stride;
-            for (int d = 0; d < hs; d++) dstT[(size_t)d * Tp + t0 + i] = s[d];
-        }
+        tile_load(dst ? dst + (size_t)t0 * hp : NULL, dstT ? dstT + (size_t)t0 * hp : NULL, src, stride, t0, n, hs,
+                  hp);
     }
 }
 
