@@ -142,38 +142,61 @@ static void phi_rows(float *Phi, const float *A, int n, int r, int F) {
     }
 }
 
-/* dA += d phi(A) / dA . dPhi. For the pair (p, q > p), t = sqrt2 dPhi_pq:
- * da_p += t a_q (a dot product over q) and da_q += t a_p (a vector update). */
-static void dphi_rows(float *dA, const float *dPhi, const float *A, int n, int r, int F) {
-    enum { R_SMALL = 64 };
-    if (r <= R_SMALL) { /* as phi_rows: whole vectors over zero-padded copies; lanes past q = r - 1 read the
-                         * next p's dPhi against a's zero padding, and write da's slack, which is dropped */
-        float ab[R_SMALL + 16] = {0}, db[R_SMALL + 16], dfb[R_SMALL * (R_SMALL + 1) / 2 + 16] = {0};
-        for (int i = 0; i < n; i++) {
-            const float *df = dPhi + (size_t)i * F;
-            float *da = dA + (size_t)i * r;
-            memcpy(ab, A + (size_t)i * r, (size_t)r * sizeof *ab);
-            memcpy(dfb, df, (size_t)F * sizeof *dfb);
-            memcpy(db, da, (size_t)r * sizeof *db);
-            for (int p = 0, k = 0; p < r; p++) {
-                const float *t = dfb + k + 1;
-                vf16 acc = {0}, ap = vf16_splat(ab[p]);
-                for (int q = 0; q < r - p - 1; q += 16) {
-                    vf16 tv = vf16_load(t + q) * (float)M_SQRT2;
-                    acc += tv * vf16_load(ab + p + 1 + q);
-                    vf16_store(db + p + 1 + q, vf16_load(db + p + 1 + q) + tv * ap);
-                }
-                float l[16], dot = 0.0f;
-                vf16_store(l, acc);
-                for (int j = 0; j < 16; j++) dot += l[j];
-                db[p] += 2.0f * dfb[k] * ab[p] + dot;
-                k += r - p;
+/* the 16 lanes summed as a tree (halves, quarters, ...) */
+static inline float hsum16(vf16 v) {
+    typedef float v8 __attribute__((vector_size(32)));
+    typedef float v4 __attribute__((vector_size(16)));
+    v8 h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+           __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    v4 q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
+    return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+/* dA += d phi(A) / dA . dPhi. With U[p][q] = sqrt2 dPhi_pq (q > p), the
+ * gradient is da_p = 2 dPhi_pp a_p + (U a)_p + (U^T a)_p. For r <= 16 nv:
+ * row p of U is read as nv vectors from p's pairs, shifted so that lane q
+ * is column q (lanes q <= p masked off; the copy dfb has the slack), and
+ * U^T a builds up in nv registers, U a as one lane sum per p. */
+static inline __attribute__((always_inline)) void dphi_small(float *dA, const float *dPhi, const float *A, int n,
+                                                             int r, int F, const int nv) {
+    float ab[64] = {0}, dfb[64 * 65 / 2 + 16] = {0};
+    const vi16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const vf16 zero = {0};
+    for (int i = 0; i < n; i++) {
+        float *da = dA + (size_t)i * r;
+        memcpy(ab, A + (size_t)i * r, (size_t)r * sizeof *ab);
+        memcpy(dfb, dPhi + (size_t)i * F, (size_t)F * sizeof *dfb);
+        vf16 av[4], acc[4];
+        for (int j = 0; j < nv; j++) av[j] = vf16_load(ab + 16 * j), acc[j] = zero;
+        for (int p = 0, k = 0; p < r; k += r - p, p++) {
+            vf16 dot = zero, ap = vf16_splat((float)M_SQRT2 * ab[p]);
+            for (int j = 0; j < nv; j++) {
+                vf16 u = vf16_select(iota + 16 * j > p, vf16_load(dfb + k - p + 16 * j), zero);
+                acc[j] += u * ap;
+                dot += u * av[j];
             }
-            memcpy(da, db, (size_t)r * sizeof *da);
+            da[p] += 2.0f * dfb[k] * ab[p] + (float)M_SQRT2 * hsum16(dot);
         }
+        float out[64];
+        for (int j = 0; j < nv; j++) vf16_store(out + 16 * j, acc[j]);
+        for (int q = 0; q < r; q++) da[q] += out[q];
+    }
+}
+
+static void dphi_rows(float *dA, const float *dPhi, const float *A, int n, int r, int F) {
+    if (r <= 16) {
+        dphi_small(dA, dPhi, A, n, r, F, 1);
         return;
     }
-    for (int i = 0; i < n; i++) {
+    if (r <= 32) {
+        dphi_small(dA, dPhi, A, n, r, F, 2);
+        return;
+    }
+    if (r <= 64) {
+        dphi_small(dA, dPhi, A, n, r, F, 4);
+        return;
+    }
+    for (int i = 0; i < n; i++) { /* the pairs (p, q > p), t = sqrt2 dPhi_pq: da_p += t a_q, da_q += t a_p */
         const float *a = A + (size_t)i * r, *df = dPhi + (size_t)i * F;
         float *da = dA + (size_t)i * r;
         for (int p = 0, k = 0; p < r; p++) {

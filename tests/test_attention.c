@@ -310,6 +310,9 @@ static void test_gradients(void) {
     grad_check(&attention_polysketch, cfg(2, 8, 4, 6, 16, 0), 1, 40);
     grad_check(&attention_polysketch, cfg(2, 8, 4, 6, 16, 1), 1, 40);
     grad_check(&attention_polysketch, cfg(1, 8, 4, 5, 1, 1), 1, 12);
+    grad_check(&attention_polysketch, cfg(1, 8, 4, 20, 8, 0), 1, 24); /* the self-tensoring's paths: 2 and 4 */
+    grad_check(&attention_polysketch, cfg(1, 8, 4, 40, 8, 0), 1, 24); /* vectors a row, and r over 64 */
+    grad_check(&attention_polysketch, cfg(1, 8, 4, 70, 8, 0), 1, 24);
     grad_check(&attention_polysketch, cfg(2, 8, 8, 4, 8, 0), 1, 24);
     grad_check(&attention_polysketch, cfg(2, 8, 8, 4, 8, 1), 1, 24);
     grad_check(&attention_polysketch, learned(2, 8, 4, 8, 0), 1, 24);
