@@ -20,14 +20,23 @@ static inline float sum16(const float *x, int n) {
     return s;
 }
 
-static inline void ln_row(float *y, const float *x, const float *gain, const float *bias, int n, float *mean_out,
-                          float *rstd_out) {
+/* y = LN(x) with (gain, bias), and y2 with (gain2, bias2) if y2 is given:
+ * two LayerNorms of one vector share its mean and rstd */
+static inline void ln_row2(float *y, float *y2, const float *x, const float *gain, const float *bias,
+                           const float *gain2, const float *bias2, int n, float *mean_out, float *rstd_out) {
     float m = sum16(x, n) / (float)n;
     for (int i = 0; i < n; i++) y[i] = (x[i] - m) * (x[i] - m); /* y as scratch */
     float s = 1.0f / sqrtf(sum16(y, n) / (float)n + 1e-5f);
     for (int i = 0; i < n; i++) y[i] = (x[i] - m) * s * gain[i] + bias[i];
+    if (y2)
+        for (int i = 0; i < n; i++) y2[i] = (x[i] - m) * s * gain2[i] + bias2[i];
     if (mean_out) *mean_out = m;
     if (rstd_out) *rstd_out = s;
+}
+
+static inline void ln_row(float *y, const float *x, const float *gain, const float *bias, int n, float *mean_out,
+                          float *rstd_out) {
+    ln_row2(y, NULL, x, gain, bias, NULL, NULL, n, mean_out, rstd_out);
 }
 
 /* dx += d/dx; dgain, dbias += their gradients. */

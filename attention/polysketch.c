@@ -223,12 +223,12 @@ static void dphi_rows(float *dA, const float *dPhi, const float *A, int n, int r
     }
 }
 
-/* LN of T rows of one head; stats for backward if wanted */
-static void ln_head(float *out, float *mean, float *rstd, const float *x, size_t stride, int T, int hs,
-                    const float *gain) {
+/* LN of T rows of one head, and into out2 with gain2 if given; stats for backward */
+static void ln_head(float *out, float *out2, float *mean, float *rstd, const float *x, size_t stride, int T, int hs,
+                    const float *gain, const float *gain2) {
     for (int t = 0; t < T; t++)
-        ln_row(out + (size_t)t * hs, x + (size_t)t * stride, gain, gain + hs, hs, mean ? mean + t : NULL,
-               rstd ? rstd + t : NULL);
+        ln_row2(out + (size_t)t * hs, out2 ? out2 + (size_t)t * hs : NULL, x + (size_t)t * stride, gain, gain + hs,
+                gain2, gain2 ? gain2 + hs : NULL, hs, mean + t, rstd + t);
 }
 
 /* The sketch of T rows X [T x hs] through every level; Y holds each level's
@@ -384,15 +384,16 @@ static void prepare_head(Work *w, const Shape *s, const float *params, const flo
         }
         sketch_net_forward(w->A, w->Qs, T, s->hs, s->r, params + s->sk, w->Yq, w->tmp);
         sketch_net_forward(w->Cc, w->Ks, T, s->hs, s->r, params + s->sk, w->Yk, w->tmp);
-    } else {
-        ln_head(w->Qs, st, st + T, q, stride, T, s->hs, params);
-        ln_head(w->Ks, st + 2 * T, st + 3 * T, k, stride, T, s->hs, params);
+    } else { /* the sketch's LayerNorm, and the local block's of the same rows in the same pass */
+        ln_head(w->Qs, w->Ql, st, st + T, q, stride, T, s->hs, params, s->local ? params + s->lnq : NULL);
+        ln_head(w->Ks, w->Kl, st + 2 * T, st + 3 * T, k, stride, T, s->hs, params, s->local ? params + s->lnk : NULL);
         sketch_rows(w->A, w->Yq, w->Qs, T, params, s);
         sketch_rows(w->Cc, w->Yk, w->Ks, T, params, s);
+        return;
     }
     if (s->local) {
-        ln_head(w->Ql, st + 4 * T, st + 5 * T, q, stride, T, s->hs, params + s->lnq);
-        ln_head(w->Kl, st + 6 * T, st + 7 * T, k, stride, T, s->hs, params + s->lnk);
+        ln_head(w->Ql, NULL, st + 4 * T, st + 5 * T, q, stride, T, s->hs, params + s->lnq, NULL);
+        ln_head(w->Kl, NULL, st + 6 * T, st + 7 * T, k, stride, T, s->hs, params + s->lnk, NULL);
     }
 }
 
@@ -531,11 +532,12 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
                 ln_row_backward(dk + ti * C3, pg, pg + hs, dK + ti * hs, k + ti * C3, params, st[2 * T + t],
                                 st[3 * T + t], hs);
             }
-            if (s.local) {
+            if (s.local) { /* with the random sketch, the statistics of the sketch's LayerNorm (prepare_head) */
+                size_t sq = s.learned ? 4 * (size_t)T : 0, sk = s.learned ? 6 * (size_t)T : 2 * (size_t)T;
                 ln_row_backward(dq + ti * C3, pg + s.lnq, pg + s.lnq + hs, dQl + ti * hs, q + ti * C3, params + s.lnq,
-                                st[4 * T + t], st[5 * T + t], hs);
+                                st[sq + ti], st[sq + T + ti], hs);
                 ln_row_backward(dk + ti * C3, pg + s.lnk, pg + s.lnk + hs, dKl + ti * hs, k + ti * C3, params + s.lnk,
-                                st[6 * T + t], st[7 * T + t], hs);
+                                st[sk + ti], st[sk + T + ti], hs);
             }
         }
     }
