@@ -153,7 +153,8 @@ static inline float hsum16(vf16 v) {
 }
 
 /* dA += d phi(A) / dA . dPhi. With U[p][q] = sqrt2 dPhi_pq (q > p), the
- * gradient is da_p = 2 dPhi_pp a_p + (U a)_p + (U^T a)_p. For r <= 16 nv:
+ * gradient is da_p = 2 dPhi_pp a_p + (U a)_p + (U^T a)_p. For r <= 16 nv
+ * (nv = 1, 2 or 4):
  * row p of U is read as nv vectors from p's pairs, shifted so that lane q
  * is column q (lanes q <= p masked off; the copy dfb has the slack), and
  * U^T a builds up in nv registers, U a as one lane sum per p. */
