@@ -50,9 +50,10 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
         const float *q = qkv + attn_qkv_at(a, b, h, T), *k = q + C, *v = q + 2 * C;
         float *o = out + attn_out_at(a, b, h, T), *L = saved + (size_t)bh * T;
         int Tp = (T + TILE - 1) / TILE * TILE;
-        float *Q = tile_scratch((size_t)TILE * (2 * hp + TILE + 2) + 2 * (size_t)Tp * hp);
+        float *Q = tile_scratch((size_t)TILE * (2 * hp + TILE + 4) + 2 * (size_t)Tp * hp);
         float *O = Q + TILE * hp, *S = O + TILE * hp, *m = S + TILE * TILE, *l = m + TILE;
-        float *Kt = l + TILE, *V = Kt + (size_t)Tp * hp; /* the head's keys (transposed tiles) and values */
+        float *mnew = l + TILE, *corr = mnew + TILE;
+        float *Kt = corr + TILE, *V = Kt + (size_t)Tp * hp; /* the head's keys (transposed tiles) and values */
         head_load(V, NULL, v, C3, T, hs, hp);
         head_load(NULL, Kt, k, C3, T, hs, hp);
         for (int q0 = 0; q0 < T; q0 += TILE) {
@@ -60,22 +61,26 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
             tile_load(Q, NULL, q, C3, q0, nq, hs, hp);
             for (int i = 0; i < nq * hp; i++) Q[i] *= scale;
             memset(O, 0, (size_t)TILE * hp * sizeof *O);
-            for (int i = 0; i < nq; i++) {
-                m[i] = -INFINITY;
+            for (int i = 0; i < TILE; i++) {
+                m[i] = mnew[i] = -INFINITY;
                 l[i] = 0.0f;
             }
             for (int k0 = 0; k0 < q0 + nq; k0 += TILE) {
                 int nk = q0 + nq - k0 < TILE ? q0 + nq - k0 : TILE;
                 tile_mm(S, TILE, Q, hp, 1, Kt + (size_t)k0 * hp, TILE, nq, hs, TILE, 0); /* s_ij = scale q_i . k_j */
-                for (int i = 0; i < nq; i++) {
-                    float *s = S + (size_t)i * TILE;
+                for (int i = 0; i < nq; i++) { /* the rows' new maxima, then their corrections 16 at a time */
                     int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk; /* causal: j <= i */
-                    float mx = row_max(s, n);
-                    mx = mx > m[i] ? mx : m[i];
-                    float corr = exp_fast(m[i] - mx);
-                    l[i] = l[i] * corr + exp_row(s, n, mx);
-                    m[i] = mx;
-                    for (int d = 0; d < hp; d++) O[(size_t)i * hp + d] *= corr;
+                    float mx = row_max(S + (size_t)i * TILE, n);
+                    mnew[i] = mx > m[i] ? mx : m[i];
+                }
+                for (int i = 0; i < nq; i += 16)
+                    vf16_store(corr + i, vf16_exp(vf16_load(m + i) - vf16_load(mnew + i)));
+                for (int i = 0; i < nq; i++) {
+                    int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk;
+                    l[i] = l[i] * corr[i] + exp_row(S + (size_t)i * TILE, n, mnew[i]);
+                    m[i] = mnew[i];
+                    if (corr[i] != 1.0f)
+                        for (int d = 0; d < hp; d++) O[(size_t)i * hp + d] *= corr[i];
                 }
                 tile_mm(O, hp, S, TILE, 1, V + (size_t)k0 * hp, hp, nq, nk, hp, 1); /* o_i += sum_j p_ij v_j */
             }
