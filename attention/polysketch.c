@@ -352,7 +352,7 @@ static size_t sketch_tmp(const Shape *s, int T) {
 
 static float *work_carve(Work *w, const Shape *s, int T, size_t extra) {
     size_t Tr = (size_t)T * s->r, Ths = (size_t)T * s->hs, ny = sketch_work(s, T), bb = (size_t)s->b;
-    size_t n = 2 * Ths + 2 * Tr + 2 * ny + (s->local ? 2 * Ths : 0) + 8 * (size_t)T + sketch_tmp(s, T) +
+    size_t n = 2 * Ths + 2 * Tr + 2 * ny + (s->local ? 2 * Ths : 0) + 4 * (size_t)T + sketch_tmp(s, T) +
                (size_t)s->F * s->hs1 + bb * s->F + bb * s->hs1 + 2 * bb * bb + bb * s->hs1 + extra;
     float *p = tile_scratch(n), *base = p;
     w->Qs = p, p += Ths;
@@ -363,7 +363,7 @@ static float *work_carve(Work *w, const Shape *s, int T, size_t extra) {
     w->Yk = p, p += ny;
     w->Ql = s->local ? p : NULL, p += s->local ? Ths : 0;
     w->Kl = s->local ? p : NULL, p += s->local ? Ths : 0;
-    w->stats = p, p += 8 * (size_t)T;
+    w->stats = p, p += 4 * (size_t)T;
     w->tmp = p, p += sketch_tmp(s, T);
     w->S = p, p += (size_t)s->F * s->hs1;
     w->Phi = p, p += bb * s->F;
@@ -374,7 +374,10 @@ static float *work_carve(Work *w, const Shape *s, int T, size_t extra) {
     return base + (n - extra);
 }
 
-/* LN, sketches and local LNs of one head, with statistics in w->stats. */
+/* LN, sketches and local LNs of one head. w->stats: mean and rstd of q's
+ * rows, then of k's, for the sketch's LayerNorm and the local block's,
+ * which share them (random sketch), or for the local block's alone (the
+ * learned sketch has LayerNorms of its own). */
 static void prepare_head(Work *w, const Shape *s, const float *params, const float *q, const float *k, size_t stride,
                          int T) {
     float *st = w->stats;
@@ -393,8 +396,8 @@ static void prepare_head(Work *w, const Shape *s, const float *params, const flo
         return;
     }
     if (s->local) {
-        ln_head(w->Ql, NULL, st + 4 * T, st + 5 * T, q, stride, T, s->hs, params + s->lnq, NULL);
-        ln_head(w->Kl, NULL, st + 6 * T, st + 7 * T, k, stride, T, s->hs, params + s->lnk, NULL);
+        ln_head(w->Ql, NULL, st, st + T, q, stride, T, s->hs, params + s->lnq, NULL);
+        ln_head(w->Kl, NULL, st + 2 * T, st + 3 * T, k, stride, T, s->hs, params + s->lnk, NULL);
     }
 }
 
@@ -533,12 +536,11 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
                 ln_row_backward(dk + ti * C3, pg, pg + hs, dK + ti * hs, k + ti * C3, params, st[2 * T + t],
                                 st[3 * T + t], hs);
             }
-            if (s.local) { /* with the random sketch, the statistics of the sketch's LayerNorm (prepare_head) */
-                size_t sq = s.learned ? 4 * (size_t)T : 0, sk = s.learned ? 6 * (size_t)T : 2 * (size_t)T;
+            if (s.local) {
                 ln_row_backward(dq + ti * C3, pg + s.lnq, pg + s.lnq + hs, dQl + ti * hs, q + ti * C3, params + s.lnq,
-                                st[sq + ti], st[sq + T + ti], hs);
+                                st[t], st[T + t], hs);
                 ln_row_backward(dk + ti * C3, pg + s.lnk, pg + s.lnk + hs, dKl + ti * hs, k + ti * C3, params + s.lnk,
-                                st[sk + ti], st[sk + T + ti], hs);
+                                st[2 * T + t], st[3 * T + t], hs);
             }
         }
     }
