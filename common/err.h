@@ -25,6 +25,10 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 
+/* For the model's and optimiser's large arrays: 64-byte aligned, and from
+ * 2 MB on aligned to 2 MB and advised to use transparent huge pages. */
+void *big_alloc(size_t n);
+
 /* A growable array of strings (owned). */
 typedef struct {
     char **s;

@@ -43,7 +43,7 @@ static void act_sizes(const GPT2Config *c, int B, int T, size_t s[N_ACT_TENSORS]
 static float *carve(float **ptrs[], const size_t *sizes, int n, size_t *total) {
     *total = 0;
     for (int i = 0; i < n; i++) *total += sizes[i];
-    float *mem = aligned_alloc(64, ((*total * sizeof(float) + 63) / 64) * 64);
+    float *mem = big_alloc(*total * sizeof(float));
     if (!mem) return NULL;
     float *p = mem;
     for (int i = 0; i < n; i++) {

@@ -231,8 +231,10 @@ static int setup(Run *r, Err *e) {
         r->has_val = 1;
     }
     size_t n = r->model.n_params, bt = (size_t)c->batch_size * c->seq_len;
-    r->adam_m = calloc(n, sizeof(float));
-    r->adam_v = calloc(n, sizeof(float));
+    r->adam_m = big_alloc(n * sizeof(float));
+    r->adam_v = big_alloc(n * sizeof(float));
+    if (r->adam_m) memset(r->adam_m, 0, n * sizeof(float));
+    if (r->adam_v) memset(r->adam_v, 0, n * sizeof(float));
     r->inputs = malloc(bt * sizeof(int));
     r->targets = malloc(bt * sizeof(int));
     if (!r->adam_m || !r->adam_v || !r->inputs || !r->targets) return err_set(e, "out of memory for optimiser state");
