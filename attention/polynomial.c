@@ -46,6 +46,18 @@ static void transpose_rows(float *Kt, const float *K, int k0, int n, int hs, int
         for (int d = 0; d < hs; d++) Kt[(size_t)d * TILE + j] = K[(size_t)(k0 + j) * hp + d];
 }
 
+/* Row i of a tile of x_ij: keys j < n are visible. Turns x into w = x^p in
+ * place (0 where masked) and returns the sum of w. */
+static inline float pow_row(float *x, int n, int p) {
+    vf16 sum = {0};
+    for (int j = 0; j < TILE; j += 16) {
+        vf16 w = j < n ? tile_mask(vf16_powi(vf16_load(x + j), p), j, n) : (vf16){0};
+        vf16_store(x + j, w);
+        sum += w;
+    }
+    return tile_lanes_sum(sum);
+}
+
 static void poly_forward(const AttnConfig *a, const float *params, const float *qkv, float *out, float *saved,
                          int B, int T) {
     const int NH = a->n_head, hs = a->head_size, C = a->n_embd, hp = tile_pad(hs), p = a->degree;
@@ -55,28 +67,28 @@ static void poly_forward(const AttnConfig *a, const float *params, const float *
         int b = bh / NH, h = bh % NH;
         const float *q = qkv + attn_qkv_at(a, b, h, T), *k = q + C, *v = q + 2 * C;
         float *o = out + attn_out_at(a, b, h, T), *D = saved + (size_t)bh * T;
-        float *Qn = tile_scratch(2 * (size_t)T * hp + (size_t)TILE * (3 * hp + TILE + 1));
-        float *Kn = Qn + (size_t)T * hp, *Kt = Kn + (size_t)T * hp, *V = Kt + TILE * hp, *O = V + TILE * hp;
-        float *S = O + TILE * hp, *acc = S + TILE * TILE;
+        int Tp = (T + TILE - 1) / TILE * TILE;
+        /* the head's normalised queries and keys, the keys again as transposed
+         * tiles (tile k0 at Kt + k0 hp), and its values: loaded once */
+        float *Qn = tile_scratch(4 * (size_t)Tp * hp + (size_t)TILE * (hp + TILE + 1));
+        float *Kn = Qn + (size_t)Tp * hp, *Kt = Kn + (size_t)Tp * hp, *V = Kt + (size_t)Tp * hp;
+        float *O = V + (size_t)Tp * hp, *S = O + TILE * hp, *acc = S + TILE * TILE;
         ln_rows(Qn, NULL, NULL, q, C3, T, hs, hp, params, params + hs);
         ln_rows(Kn, NULL, NULL, k, C3, T, hs, hp, params, params + hs);
+        for (int k0 = 0; k0 < T; k0 += TILE) transpose_rows(Kt + (size_t)k0 * hp, Kn, k0, T - k0 < TILE ? T - k0 : TILE, hs, hp);
+        head_load(V, NULL, v, C3, T, hs, hp);
         for (int q0 = 0; q0 < T; q0 += TILE) {
             int nq = T - q0 < TILE ? T - q0 : TILE;
             memset(O, 0, (size_t)TILE * hp * sizeof *O);
             memset(acc, 0, TILE * sizeof *acc);
             for (int k0 = 0; k0 < q0 + nq; k0 += TILE) {
                 int nk = q0 + nq - k0 < TILE ? q0 + nq - k0 : TILE;
-                transpose_rows(Kt, Kn, k0, nk, hs, hp);
-                tile_load(V, NULL, v, C3, k0, nk, hs, hp);
-                tile_mm(S, TILE, Qn + (size_t)q0 * hp, hp, 1, Kt, TILE, nq, hs, TILE, 0); /* x_ij */
-                for (int i = 0; i < nq; i++) {
-                    float *s = S + (size_t)i * TILE, sum = 0.0f;
-                    int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk; /* causal: j <= i */
-                    for (int j = 0; j < n; j++) sum += (s[j] = powi(s[j], p));
-                    for (int j = n < 0 ? 0 : n; j < TILE; j++) s[j] = 0.0f;
-                    acc[i] += sum;
+                tile_mm(S, TILE, Qn + (size_t)q0 * hp, hp, 1, Kt + (size_t)k0 * hp, TILE, nq, hs, TILE, 0); /* x_ij */
+                for (int i = 0; i < nq; i++) { /* causal: j <= i */
+                    int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk;
+                    acc[i] += pow_row(S + (size_t)i * TILE, n, p);
                 }
-                tile_mm(O, hp, S, TILE, 1, V, hp, nq, nk, hp, 1); /* sum_j w_ij v_j */
+                tile_mm(O, hp, S, TILE, 1, V + (size_t)k0 * hp, hp, nq, nk, hp, 1); /* sum_j w_ij v_j */
             }
             for (int i = 0; i < nq; i++) {
                 float Di = 1.0f + acc[i], inv = 1.0f / Di;
@@ -101,14 +113,18 @@ static void poly_backward(const AttnConfig *a, const float *params, const float 
         const float *o = out + attn_out_at(a, b, h, T), *dO = dout + attn_out_at(a, b, h, T);
         const float *D = saved + (size_t)bh * T;
         float *dq = dqkv + attn_qkv_at(a, b, h, T), *dk = dq + C, *dv = dq + 2 * C, *pg = part + bh * np;
-        float *Qn = tile_scratch(3 * (size_t)T * hp + 5 * (size_t)T + (size_t)TILE * (5 * hp + 3 * TILE));
-        float *Kn = Qn + (size_t)T * hp, *dQn = Kn + (size_t)T * hp, *mq = dQn + (size_t)T * hp;
-        float *rq = mq + T, *mk = rq + T, *rk = mk + T, *delta = rk + T;
-        float *Kt = delta + T, *Vt = Kt + TILE * hp, *G = Vt + TILE * hp, *dKn = G + TILE * hp;
-        float *dV = dKn + TILE * hp, *X = dV + TILE * hp, *dX = X + TILE * TILE, *P = dX + TILE * TILE;
+        int Tp = (T + TILE - 1) / TILE * TILE;
+        /* the head's normalised queries and keys, their gradients' and the
+         * output gradients: loaded once */
+        float *Qn = tile_scratch(4 * (size_t)Tp * hp + 5 * (size_t)T + (size_t)TILE * (4 * hp + 3 * TILE));
+        float *Kn = Qn + (size_t)Tp * hp, *dQn = Kn + (size_t)Tp * hp, *G = dQn + (size_t)Tp * hp;
+        float *mq = G + (size_t)Tp * hp, *rq = mq + T, *mk = rq + T, *rk = mk + T, *delta = rk + T;
+        float *Kt = delta + T, *Vt = Kt + TILE * hp, *dKn = Vt + TILE * hp, *dV = dKn + TILE * hp;
+        float *X = dV + TILE * hp, *dX = X + TILE * TILE, *P = dX + TILE * TILE;
         ln_rows(Qn, mq, rq, q, C3, T, hs, hp, params, params + hs);
         ln_rows(Kn, mk, rk, k, C3, T, hs, hp, params, params + hs);
-        memset(dQn, 0, (size_t)T * hp * sizeof *dQn);
+        head_load(G, NULL, dO, (size_t)C, T, hs, hp);
+        memset(dQn, 0, (size_t)Tp * hp * sizeof *dQn);
         for (int i = 0; i < T; i++) { /* delta_i = g_i . o_i */
             float s = 0.0f;
             for (int d = 0; d < hs; d++) s += dO[(size_t)i * C + d] * o[(size_t)i * C + d];
@@ -122,22 +138,22 @@ static void poly_backward(const AttnConfig *a, const float *params, const float 
             memset(dV, 0, (size_t)TILE * hp * sizeof *dV);
             for (int q0 = k0; q0 < T; q0 += TILE) {
                 int nq = T - q0 < TILE ? T - q0 : TILE;
-                tile_load(G, NULL, dO, (size_t)C, q0, nq, hs, hp);
-                tile_mm(X, TILE, Qn + (size_t)q0 * hp, hp, 1, Kt, TILE, nq, hs, TILE, 0); /* x_ij */
-                tile_mm(dX, TILE, G, hp, 1, Vt, TILE, nq, hs, TILE, 0);                   /* g_i . v_j */
+                const float *Qq = Qn + (size_t)q0 * hp, *Gq = G + (size_t)q0 * hp;
+                tile_mm(X, TILE, Qq, hp, 1, Kt, TILE, nq, hs, TILE, 0);  /* x_ij */
+                tile_mm(dX, TILE, Gq, hp, 1, Vt, TILE, nq, hs, TILE, 0); /* g_i . v_j */
                 for (int i = 0; i < nq; i++) {
                     float *x = X + (size_t)i * TILE, *dx = dX + (size_t)i * TILE, *pr = P + (size_t)i * TILE;
                     float Dinv = 1.0f / D[q0 + i], di = delta[q0 + i];
                     int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk;
-                    for (int j = 0; j < n; j++) {
-                        float xp1 = powi(x[j], p - 1), dw = (dx[j] - di) * Dinv;
-                        pr[j] = xp1 * x[j] * Dinv;         /* w_ij / D_i */
-                        dx[j] = (float)p * xp1 * dw;       /* dL/dx_ij */
+                    for (int j = 0; j < TILE; j += 16) {
+                        vf16 xj = vf16_load(x + j), xp1 = vf16_powi(xj, p - 1);
+                        vf16 dw = (vf16_load(dx + j) - di) * Dinv;
+                        vf16_store(pr + j, tile_mask(xp1 * xj * Dinv, j, n)); /* w_ij / D_i */
+                        vf16_store(dx + j, tile_mask((float)p * xp1 * dw, j, n)); /* dL/dx_ij */
                     }
-                    for (int j = n; j < TILE; j++) pr[j] = dx[j] = 0.0f;
                 }
-                tile_mm(dV, hp, P, 1, TILE, G, hp, nk, nq, hp, 1);                          /* dv_j += sum_i w_ij/D_i g_i */
-                tile_mm(dKn, hp, dX, 1, TILE, Qn + (size_t)q0 * hp, hp, nk, nq, hp, 1);     /* dk^_j += sum_i dx_ij q^_i */
+                tile_mm(dV, hp, P, 1, TILE, Gq, hp, nk, nq, hp, 1);                          /* dv_j += sum_i w_ij/D_i g_i */
+                tile_mm(dKn, hp, dX, 1, TILE, Qq, hp, nk, nq, hp, 1);                        /* dk^_j += sum_i dx_ij q^_i */
                 tile_mm(dQn + (size_t)q0 * hp, hp, dX, TILE, 1, Kn + (size_t)k0 * hp, hp, nq, nk, hp, 1); /* dq^_i */
             }
             for (int j = 0; j < nk; j++) {

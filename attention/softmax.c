@@ -22,21 +22,13 @@ static void softmax_init(const AttnConfig *a, float *params, Rng *r) {}
 /* Row i of a score tile: keys j < n are visible. Turns scores into
  * exp(s - mx) in place (0 where masked) and returns their sum. */
 static inline float exp_row(float *s, int n, float mx) {
-    const vi16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    vf16 sum = {0}, zero = {0};
+    vf16 sum = {0};
     for (int j = 0; j < TILE; j += 16) {
-        vf16 p = zero;
-        if (j < n) {
-            p = vf16_exp(vf16_load(s + j) - mx);
-            if (j + 16 > n) p = vf16_select(iota + j < n, p, zero);
-        }
+        vf16 p = j < n ? tile_mask(vf16_exp(vf16_load(s + j) - mx), j, n) : (vf16){0};
         vf16_store(s + j, p);
         sum += p;
     }
-    float l[16], t = 0;
-    vf16_store(l, sum);
-    for (int k = 0; k < 16; k++) t += l[k];
-    return t;
+    return tile_lanes_sum(sum);
 }
 
 static void softmax_forward(const AttnConfig *a, const float *params, const float *qkv, float *out,

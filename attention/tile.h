@@ -38,6 +38,20 @@ static inline void tile_load(float *dst, float *dstT, const float *src, size_t s
     }
 }
 
+/* v with its lanes at j + l >= n zeroed (keys past a row's causal limit) */
+static inline vf16 tile_mask(vf16 v, int j, int n) {
+    const vi16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    return j + 16 > n ? vf16_select(iota + j < n, v, (vf16){0}) : v;
+}
+
+/* the 16 lanes of v added in order */
+static inline float tile_lanes_sum(vf16 v) {
+    float l[16], t = 0.0f;
+    vf16_store(l, v);
+    for (int k = 0; k < 16; k++) t += l[k];
+    return t;
+}
+
 /* The same for a whole head at once, Tp = T rounded up to TILE, zero
  * padded; loaded once and read by every tile: dst [Tp][hp], and/or dstT as
  * Tp / TILE transposed tiles one after another, tile t0 at dstT + t0 * hp
