@@ -10,6 +10,14 @@ keys, model.safetensors with "transformer." names, metadata format=pt, the
 tied lm_head left out, and a legacy attn.masked_bias buffer that loaders must
 ignore), for the init_from=hf:DIR and checkpoint-layout tests.
 
+And tests/data/attn_refs.safetensors: a one-layer GPT-2 whose attention is
+each of the other kinds (exact polynomial; PolySketch with a random sketch of
+degree 4 and 8, local exact on and off, and with a learned sketch), written
+here densely (explicit masked T x T weights, no blocks, no prefix sums) and
+run in float64: per kind the loss, logits and every parameter gradient but
+the MLP's, which attention's backward does not reach.
+tests/test_gpt2.c checks the C kinds' block algorithms against it.
+
 Weights use Hugging Face GPT-2 names and layouts (Conv1D weights [in, out]).
 Biases and LayerNorm parameters are random too, so every path is exercised.
 
@@ -155,5 +163,148 @@ def main():
           f"AdamW losses {', '.join(f'{x:.6f}' for x in losses)}, grad norms {norms[0]:.3f}..")
 
 
+# ---------------------------------------------------------------------------
+# The attention kinds, dense, for attn_refs.safetensors
+
+ACFG = dict(n_layer=1, n_head=2, n_embd=32, block_size=32, vocab_size=64)
+KINDS = {  # name: config keys as ./train takes them
+    "polynomial": dict(attention="polynomial", degree=4),
+    "sketch_p4": dict(attention="polysketch", degree=4, sketch="random", sketch_size=8, attn_block=8, local_exact=0),
+    "sketch_p4_local": dict(attention="polysketch", degree=4, sketch="random", sketch_size=8, attn_block=8,
+                            local_exact=1),
+    "sketch_p8_local": dict(attention="polysketch", degree=8, sketch="random", sketch_size=8, attn_block=8,
+                            local_exact=1),
+    "learned_local": dict(attention="polysketch", degree=4, sketch="learned", sketch_size=8, attn_block=8,
+                          local_exact=1),
+}
+
+
+def attn_params(hs, r):
+    """Every attention tensor any kind uses, one value per name: kinds that
+    share a name (qk_norm, sketch.0.g1, ...) share its value."""
+    a = {}
+    for n in ("qk_norm", "q_norm_local", "k_norm_local"):
+        a[n + ".weight"] = 1 + torch.randn(hs) * 0.1
+        a[n + ".bias"] = torch.randn(hs) * 0.1
+    for l in range(2):  # random sketch, levels 0 and 1 (degree 8), N(0, 1), fixed
+        for g in (1, 2):
+            a[f"sketch.{l}.g{g}"] = torch.randn(hs if l == 0 else r, r)
+    for t in (1, 2):  # learned sketch: two towers of two levels
+        for l in range(2):
+            i = hs if l == 0 else r
+            a[f"sketch.t{t}.{l}.ln.weight"] = 1 + torch.randn(i) * 0.1
+            a[f"sketch.t{t}.{l}.ln.bias"] = torch.randn(i) * 0.1
+            a[f"sketch.t{t}.{l}.w1"] = torch.randn(i, 8 * r) / math.sqrt(i)
+            a[f"sketch.t{t}.{l}.w2"] = torch.randn(8 * r, r) / math.sqrt(8 * r)
+    return a
+
+
+def kind_names(k):
+    """The attention tensors kind k has, and which of them train."""
+    names = ["qk_norm.weight", "qk_norm.bias"] if k["attention"] == "polynomial" or k.get("sketch") == "random" else []
+    if k.get("local_exact"):
+        names += [f"{n}_local.{w}" for n in ("q_norm", "k_norm") for w in ("weight", "bias")]
+    if k.get("sketch") == "random":
+        levels = int(math.log2(k["degree"])) - 1
+        names += [f"sketch.{l}.g{g}" for l in range(levels) for g in (1, 2)]
+    elif k.get("sketch") == "learned":
+        names += [f"sketch.t{t}.{l}.{w}" for t in (1, 2) for l in range(2) for w in ("ln.weight", "ln.bias", "w1", "w2")]
+    return names
+
+
+def dense_attention(k, a, q, kk, v):
+    """q, kk, v: [B, H, T, hs]; a: this layer's attention tensors by name."""
+    hs, T = q.shape[-1], q.shape[-2]
+    ln = lambda x, n: torch.nn.functional.layer_norm(x, (x.shape[-1],), a[n + ".weight"], a[n + ".bias"], 1e-5)
+    p = k["degree"]
+    if k["attention"] == "polynomial":
+        W = (ln(q, "qk_norm") @ ln(kk, "qk_norm").transpose(-2, -1)) ** p
+    else:
+        r = k["sketch_size"]
+        if k["sketch"] == "random":  # m(x) = (x G1) o (x G2) / sqrt(r), log2(p) - 1 levels
+            def m(x):
+                for l in range(int(math.log2(p)) - 1):
+                    x = (x @ a[f"sketch.{l}.g1"]) * (x @ a[f"sketch.{l}.g2"]) / math.sqrt(r)
+                return x
+            qa, kc = m(ln(q, "qk_norm")), m(ln(kk, "qk_norm"))
+        else:  # f(x) = sqrt(r) tanh(t1(x) o t2(x) / sqrt(r)), t = two levels of GELU(LN(x) W1) W2
+            def tower(x, t):
+                for l in range(2):
+                    x = ln(x, f"sketch.t{t}.{l}.ln")
+                    x = torch.nn.functional.gelu(x @ a[f"sketch.t{t}.{l}.w1"], approximate="tanh")
+                    x = x @ a[f"sketch.t{t}.{l}.w2"]
+                return x
+            f = lambda x: math.sqrt(r) * torch.tanh(tower(x, 1) * tower(x, 2) / math.sqrt(r))
+            qa, kc = f(q), f(kk)
+        W = (qa @ kc.transpose(-2, -1)) ** 2  # phi(a) . phi(c) = (a . c)^2
+        if k["local_exact"]:  # the diagonal blocks exact, with LayerNorms of their own
+            blk = torch.arange(T) // k["attn_block"]
+            exact = (ln(q, "q_norm_local") @ ln(kk, "k_norm_local").transpose(-2, -1)) ** p
+            W = torch.where(blk[:, None] == blk[None, :], exact, W)
+    W = W * torch.tril(torch.ones(T, T, dtype=W.dtype))
+    return (W @ v) / (1 + W.sum(-1, keepdim=True))
+
+
+def forward_kind(p, k, idx):
+    """forward() with the attention of kind k (no 1/sqrt(hs) scale: the kinds normalise q and k)."""
+    H, C = ACFG["n_head"], ACFG["n_embd"]
+    Bs, Ts = idx.shape
+    ln = lambda x, n: torch.nn.functional.layer_norm(x, (C,), p[n + ".weight"], p[n + ".bias"], 1e-5)
+    x = p["transformer.wte.weight"][idx] + p["transformer.wpe.weight"][:Ts]
+    for i in range(ACFG["n_layer"]):
+        h = f"transformer.h.{i}."
+        a = ln(x, h + "ln_1") @ p[h + "attn.c_attn.weight"] + p[h + "attn.c_attn.bias"]
+        q, kk, v = (t.view(Bs, Ts, H, C // H).transpose(1, 2) for t in a.split(C, dim=2))
+        att = {n[len(h) + 5:]: t for n, t in p.items() if n.startswith(h + "attn.")}
+        y = dense_attention(k, att, q, kk, v).transpose(1, 2).reshape(Bs, Ts, C)
+        x = x + y @ p[h + "attn.c_proj.weight"] + p[h + "attn.c_proj.bias"]
+        m = ln(x, h + "ln_2") @ p[h + "mlp.c_fc.weight"] + p[h + "mlp.c_fc.bias"]
+        m = torch.nn.functional.gelu(m, approximate="tanh")
+        x = x + m @ p[h + "mlp.c_proj.weight"] + p[h + "mlp.c_proj.bias"]
+    x = ln(x, "transformer.ln_f")
+    return x @ p["transformer.wte.weight"].t()
+
+
+def attention_refs():
+    torch.manual_seed(4321)
+    saved = dict(CFG)
+    CFG.update(ACFG)
+    base = make_params()  # float32 values, computed with in float64 (exactly the same numbers)
+    CFG.clear()
+    CFG.update(saved)
+    hs, V = ACFG["n_embd"] // ACFG["n_head"], ACFG["vocab_size"]
+    for i in range(ACFG["n_layer"]):
+        for n, t in attn_params(hs, 8).items():
+            base[f"transformer.h.{i}.attn.{n}"] = t
+    idx = torch.randint(0, V, (B, T + 1))
+    inputs, targets = idx[:, :-1].contiguous(), idx[:, 1:].contiguous()
+    out = {n: t.detach().float().clone() for n, t in base.items()}
+    out["inputs"], out["targets"] = inputs.to(torch.int32), targets.to(torch.int32)
+    meta = {k: str(v) for k, v in {**ACFG, "batch_size": B, "seq_len": T}.items()}
+    for name, k in KINDS.items():
+        p = {n: t.detach().double().requires_grad_() for n, t in base.items()}
+        own = kind_names(k)
+        fixed = [n for n in own if k.get("sketch") == "random" and n.startswith("sketch.")]
+        logits = forward_kind(p, k, inputs)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))
+        loss.backward()
+        out[name + ".loss"] = loss.detach().float().reshape(())
+        out[name + ".logits"] = logits.detach().float()
+        for n, t in p.items():
+            if ".mlp." in n:
+                continue  # the MLP's gradients do not pass through attention's backward (test_gpt2's first check)
+            sub = n.split(".attn.", 1)[-1] if ".attn." in n else None
+            if sub is not None and not n.endswith(("c_attn.weight", "c_attn.bias", "c_proj.weight", "c_proj.bias")):
+                if sub not in own or sub in fixed:
+                    continue  # another kind's tensor, or a fixed random sketch: no gradient
+            out[f"{name}.grad.{n}"] = t.grad.detach().float().clone()
+        meta[name] = " ".join(f"{key}={val}" for key, val in k.items())
+        print(f"  {name}: loss {loss.item():.6f}")
+    path = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "attn_refs.safetensors")
+    write_safetensors(path, out, meta)
+    print(f"wrote {os.path.normpath(path)}")
+
+
 if __name__ == "__main__":
     main()
+    attention_refs()

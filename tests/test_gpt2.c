@@ -1,7 +1,9 @@
 /* GPT-2 against PyTorch (tests/data/gpt2_ref.safetensors, made by
  * scripts/make_torch_refs.py): loss and logits to 1e-5, every parameter
- * gradient to 1e-3, and the losses of 5 AdamW steps with clipping. Plus
- * determinism: the same seed and threads give the same losses bit for bit. */
+ * gradient to 1e-5, and the losses of 5 AdamW steps with clipping. The
+ * other attention kinds against dense float64 PyTorch versions of them
+ * (tests/data/attn_refs.safetensors, same script). Plus determinism: the
+ * same seed and threads give the same losses bit for bit. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include "../model/checkpoint.h"
 #include "../model/gpt2.h"
 #include "../model/optim.h"
+#include "../model/trainer.h"
 #include "test.h"
 
 static StFile ref;
@@ -142,6 +145,114 @@ static void run_steps(int threads, float *losses) {
     gpt2_free(&m);
 }
 
+/* The value of "key":"..." in a safetensors file's metadata, or "" */
+static void meta_str(const StFile *f, const char *key, char *out, size_t n) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = f->metadata ? strstr(f->metadata, pat) : NULL;
+    size_t k = 0;
+    for (p = p ? p + strlen(pat) : ""; *p && *p != '"' && k + 1 < n; p++) out[k++] = *p;
+    out[k] = '\0';
+}
+
+/* Each attention kind in a one-layer GPT-2 against PyTorch's dense float64
+ * version of it: loss and logits to 1e-5, every gradient that passes through
+ * attention's backward to 1e-4 (the fixed random sketches must get none). */
+static void test_attention_kinds_match_torch(void) {
+    static const char *kinds[] = {"polynomial", "sketch_p4", "sketch_p4_local", "sketch_p8_local", "learned_local"};
+    StFile f;
+    Err e;
+    if (st_open(&f, "tests/data/attn_refs.safetensors", &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    char shape[128], keys[256];
+    int Bk, Tk;
+    meta_str(&f, "batch_size", shape, sizeof shape);
+    Bk = atoi(shape);
+    meta_str(&f, "seq_len", shape, sizeof shape);
+    Tk = atoi(shape);
+    int *in = malloc((size_t)Bk * Tk * sizeof *in), *tg = malloc((size_t)Bk * Tk * sizeof *tg);
+    const StTensor *ti = st_find(&f, "inputs"), *tt = st_find(&f, "targets");
+    CHECK(ti && tt && st_read(&f, ti, "I32", (size_t)Bk * Tk, in, &e) == 0 &&
+              st_read(&f, tt, "I32", (size_t)Bk * Tk, tg, &e) == 0, "attn_refs: inputs/targets");
+    for (size_t c = 0; c < sizeof kinds / sizeof *kinds; c++) {
+        Config cf;
+        GPT2Config g;
+        GPT2 m;
+        config_defaults(&cf);
+        const char *model_keys[] = {"n_layer", "n_head", "n_embd", "block_size", "vocab_size"};
+        for (int i = 0; i < 5; i++) {
+            char arg[96];
+            meta_str(&f, model_keys[i], shape, sizeof shape);
+            snprintf(arg, sizeof arg, "%s=%s", model_keys[i], shape);
+            CHECK(config_set_arg(&cf, arg, &e) == 0, "%s", e.msg);
+        }
+        meta_str(&f, kinds[c], keys, sizeof keys); /* "attention=polysketch degree=4 ..." */
+        CHECK(keys[0], "attn_refs: no keys for %s", kinds[c]);
+        for (char *tok = strtok(keys, " "); tok; tok = strtok(NULL, " "))
+            CHECK(config_set_arg(&cf, tok, &e) == 0, "%s", e.msg);
+        if (trainer_model_config(&cf, &g, &e) || gpt2_build(&m, &g, Bk, Tk, &e)) {
+            CHECK(0, "%s: %s", kinds[c], e.msg);
+            continue;
+        }
+        CHECK(weights_read(&m, &f, "", m.params, &e) == 0, "%s: %s", kinds[c], e.msg);
+        char name[160];
+        snprintf(name, sizeof name, "%s.loss", kinds[c]);
+        float loss = gpt2_forward(&m, in, tg, Bk, Tk), want;
+        const StTensor *t = st_find(&f, name);
+        CHECK(t && st_read(&f, t, "F32", 1, &want, &e) == 0 && fabsf(loss - want) <= 1e-5f * want,
+              "%s: loss %.7f vs torch %.7f", kinds[c], loss, t ? want : NAN);
+        size_t nl = (size_t)Bk * Tk * g.vocab_size;
+        float *ref_logits = malloc(nl * sizeof *ref_logits);
+        snprintf(name, sizeof name, "%s.logits", kinds[c]);
+        t = st_find(&f, name);
+        CHECK(t && st_read(&f, t, "F32", nl, ref_logits, &e) == 0 && rel_err(m.a.logits, ref_logits, nl) < 1e-5,
+              "%s: logits differ from torch's (%.2e)", kinds[c], rel_err(m.a.logits, ref_logits, nl));
+        free(ref_logits);
+        gpt2_backward(&m, 1.0f);
+        double worst = 0;
+        int compared = 0;
+        for (int i = 0; i < gpt2_n_tensors(&m); i++) {
+            TensorInfo inf;
+            gpt2_tensor_info(&m, i, &inf);
+            size_t n = (size_t)inf.shape[0] * (size_t)(inf.ndim == 2 ? inf.shape[1] : 1);
+            const float *got = m.grads + inf.offset;
+            if (!inf.trainable) {
+                size_t nz = 0;
+                for (size_t k = 0; k < n; k++) nz += got[k] != 0.0f;
+                CHECK(nz == 0, "%s: %s is fixed but got a gradient", kinds[c], inf.name);
+                continue;
+            }
+            if (strstr(inf.name, ".mlp.")) continue; /* not reached by attention's backward: checked above */
+            snprintf(name, sizeof name, "%s.grad.%s", kinds[c], inf.name);
+            t = st_find(&f, name);
+            float *want_g = malloc(n * sizeof *want_g), *mine = malloc(n * sizeof *mine);
+            if (inf.transposed) { /* ours [out, in], torch's [in, out] */
+                for (int r = 0; r < inf.shape[1]; r++)
+                    for (int k = 0; k < inf.shape[0]; k++) mine[(size_t)k * inf.shape[1] + r] = got[(size_t)r * inf.shape[0] + k];
+            } else {
+                memcpy(mine, got, n * sizeof *mine);
+            }
+            if (!t || st_read(&f, t, "F32", n, want_g, &e)) {
+                CHECK(0, "%s: reference gradient %s missing", kinds[c], name);
+            } else {
+                double err = rel_err(mine, want_g, n);
+                CHECK(err < 1e-4, "%s: relative error %.2e", name, err);
+                worst = fmax(worst, err);
+                compared++;
+            }
+            free(want_g);
+            free(mine);
+        }
+        printf("  %-16s loss %.6f, %d gradients, worst relative error %.1e\n", kinds[c], loss, compared, worst);
+        gpt2_free(&m);
+    }
+    free(in);
+    free(tg);
+    st_close(&f);
+}
+
 static void test_determinism(void) {
     float a[10], b[10], c[10];
     run_steps(2, a);
@@ -179,6 +290,7 @@ int main(void) {
     RUN(test_forward_matches_torch);
     RUN(test_gradients_match_torch);
     RUN(test_adamw_steps_match_torch);
+    RUN(test_attention_kinds_match_torch);
     RUN(test_determinism);
     st_close(&ref);
     return 0;
