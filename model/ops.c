@@ -91,37 +91,51 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2 / pi) */
 
-/* 16 values at a time; the tail goes through a zero-padded vector. */
-static inline void gelu16(float *out, const float *x, int n) {
-    float xin[16] = {0}, y[16];
-    memcpy(xin, x, (size_t)n * sizeof *x);
-    vf16 v = vf16_load(xin);
-    vf16 t = vf16_tanh(GELU_SCALE * (v + 0.044715f * v * v * v));
-    vf16_store(y, 0.5f * v * (1.0f + t));
-    memcpy(out, y, (size_t)n * sizeof *out);
+/* gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) */
+static inline vf16 gelu_v(vf16 x) {
+    vf16 t = vf16_tanh(GELU_SCALE * (x + 0.044715f * x * x * x));
+    return 0.5f * x * (1.0f + t);
 }
 
+static inline vf16 gelu_grad_v(vf16 x) {
+    vf16 th = vf16_tanh(GELU_SCALE * (x + 0.044715f * x * x * x));
+    vf16 sech2 = 1.0f - th * th;
+    return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
+/* 16 values at a time; a tail of n % 16 goes through zero-padded
+ * vectors (whole vectors are loaded directly: a copy per 16 values had cost
+ * a memcpy call each) */
 void gelu_forward(float *out, const float *inp, int n) {
     #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i += 16) gelu16(out + i, inp + i, n - i < 16 ? n - i : 16);
-}
-
-static inline void gelu16_backward(float *dinp, const float *x, const float *dout, int n) {
-    /* forward: out = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) */
-    float xin[16] = {0}, d[16] = {0}, g[16];
-    memcpy(xin, x, (size_t)n * sizeof *x);
-    memcpy(d, dout, (size_t)n * sizeof *d);
-    vf16 v = vf16_load(xin);
-    vf16 th = vf16_tanh(GELU_SCALE * (v + 0.044715f * v * v * v));
-    vf16 sech2 = 1.0f - th * th;
-    vf16 grad = 0.5f * (1.0f + th) + 0.5f * v * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * v * v);
-    vf16_store(g, grad * vf16_load(d));
-    memcpy(dinp, g, (size_t)n * sizeof *g);
+    for (int i = 0; i < n; i += 16) {
+        if (n - i >= 16) {
+            vf16_store(out + i, gelu_v(vf16_load(inp + i)));
+            continue;
+        }
+        float x[16] = {0}, y[16];
+        for (int k = 0; k < n - i; k++) x[k] = inp[i + k];
+        vf16_store(y, gelu_v(vf16_load(x)));
+        for (int k = 0; k < n - i; k++) out[i + k] = y[k];
+    }
 }
 
 void gelu_backward(float *dinp, const float *inp, const float *dout, int n) {
+    /* forward: out = gelu(x) */
     #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i += 16) gelu16_backward(dinp + i, inp + i, dout + i, n - i < 16 ? n - i : 16);
+    for (int i = 0; i < n; i += 16) {
+        if (n - i >= 16) {
+            vf16_store(dinp + i, gelu_grad_v(vf16_load(inp + i)) * vf16_load(dout + i));
+            continue;
+        }
+        float x[16] = {0}, d[16] = {0}, g[16];
+        for (int k = 0; k < n - i; k++) {
+            x[k] = inp[i + k];
+            d[k] = dout[i + k];
+        }
+        vf16_store(g, gelu_grad_v(vf16_load(x)) * vf16_load(d));
+        for (int k = 0; k < n - i; k++) dinp[i + k] = g[k];
+    }
 }
 
 void residual_forward(float *out, const float *a, const float *b, int n) {
