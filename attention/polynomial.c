@@ -75,7 +75,8 @@ static void poly_forward(const AttnConfig *a, const float *params, const float *
         float *O = V + (size_t)Tp * hp, *S = O + TILE * hp, *acc = S + TILE * TILE;
         ln_rows(Qn, NULL, NULL, q, C3, T, hs, hp, params, params + hs);
         ln_rows(Kn, NULL, NULL, k, C3, T, hs, hp, params, params + hs);
-        for (int k0 = 0; k0 < T; k0 += TILE) transpose_rows(Kt + (size_t)k0 * hp, Kn, k0, T - k0 < TILE ? T - k0 : TILE, hs, hp);
+        for (int k0 = 0; k0 < T; k0 += TILE)
+            transpose_rows(Kt + (size_t)k0 * hp, Kn, k0, T - k0 < TILE ? T - k0 : TILE, hs, hp);
         head_load(V, NULL, v, C3, T, hs, hp);
         for (int q0 = 0; q0 < T; q0 += TILE) {
             int nq = T - q0 < TILE ? T - q0 : TILE;
