@@ -15,7 +15,9 @@ each of the other kinds (exact polynomial; PolySketch with a random sketch of
 degree 4 and 8, local exact on and off, and with a learned sketch), written
 here densely (explicit masked T x T weights, no blocks, no prefix sums) and
 run in float64: per kind the loss, logits and every parameter gradient but
-the MLP's, which attention's backward does not reach.
+the MLP's, which attention's backward does not reach, and for two kinds the
+losses of 5 AdamW steps and the kind's own tensors after them (which of
+them train and which decay).
 tests/test_gpt2.c checks the C kinds' block algorithms against it.
 
 Weights use Hugging Face GPT-2 names and layouts (Conv1D weights [in, out]).
@@ -265,6 +267,32 @@ def forward_kind(p, k, idx):
     return x @ p["transformer.wte.weight"].t()
 
 
+STEP_KINDS = ("sketch_p8_local", "learned_local")
+
+
+def adamw_losses(base, k, fixed, inputs, targets):
+    """OPT's AdamW steps on one batch, as in main(): weight decay on the 2-D
+    tensors, none on vectors; the fixed random sketches neither decay nor
+    move, and tensors the kind does not use get no gradient and are skipped."""
+    V = ACFG["vocab_size"]
+    p = {n: t.detach().double().requires_grad_(n.split(".attn.", 1)[-1] not in fixed) for n, t in base.items()}
+    train = [t for t in p.values() if t.requires_grad]
+    opt = torch.optim.AdamW([{"params": [t for t in train if t.dim() == 2], "weight_decay": OPT["weight_decay"]},
+                             {"params": [t for t in train if t.dim() < 2], "weight_decay": 0.0}],
+                            lr=OPT["lr"], betas=(OPT["beta1"], OPT["beta2"]), eps=OPT["eps"])
+    losses = []
+    for step in range(OPT["steps"] + 1):
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(forward_kind(p, k, inputs).reshape(-1, V), targets.reshape(-1))
+        losses.append(loss.item())
+        if step == OPT["steps"]:
+            break
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([t for t in train if t.grad is not None], OPT["grad_clip"])
+        opt.step()
+    return losses, p
+
+
 def attention_refs():
     torch.manual_seed(4321)
     saved = dict(CFG)
@@ -300,6 +328,13 @@ def attention_refs():
             out[f"{name}.grad.{n}"] = t.grad.detach().float().clone()
         meta[name] = " ".join(f"{key}={val}" for key, val in k.items())
         print(f"  {name}: loss {loss.item():.6f}")
+        if name in STEP_KINDS:  # AdamW steps: which tensors train, and which decay
+            losses, after = adamw_losses(base, k, fixed, inputs, targets)
+            out[name + ".adamw_losses"] = torch.tensor(losses)
+            for n, t in after.items():  # the kind's own tensors after the steps
+                if n.split(".attn.", 1)[-1] in own:
+                    out[f"{name}.after.{n}"] = t.detach().float().clone()
+    meta.update({key: str(val) for key, val in OPT.items()})
     path = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "attn_refs.safetensors")
     write_safetensors(path, out, meta)
     print(f"wrote {os.path.normpath(path)}")

@@ -155,6 +155,57 @@ static void meta_str(const StFile *f, const char *key, char *out, size_t n) {
     out[k] = '\0';
 }
 
+/* AdamW steps from m's weights (its gradients zeroed), each loss against
+ * the reference tensor t; the optimiser's settings from f's metadata. */
+static void adamw_steps_vs(GPT2 *m, const StFile *f, const StTensor *t, const int *in, const int *tg, int Bk, int Tk,
+                           const char *what) {
+    const char *keys[] = {"lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip", "steps"};
+    double v[7];
+    for (int i = 0; i < 7; i++) {
+        char text[64];
+        meta_str(f, keys[i], text, sizeof text);
+        v[i] = atof(text);
+    }
+    int steps = (int)v[6];
+    float *want = malloc(((size_t)steps + 1) * sizeof *want);
+    float *am = calloc(m->n_params, sizeof *am), *av = calloc(m->n_params, sizeof *av);
+    Err e;
+    CHECK(st_read(f, t, "F32", (size_t)steps + 1, want, &e) == 0, "%s", e.msg);
+    AdamW o = {(float)v[0], (float)v[1], (float)v[2], (float)v[3], (float)v[4]};
+    memset(m->grads, 0, m->n_params * sizeof *m->grads);
+    for (int s = 0; s <= steps; s++) {
+        float loss = gpt2_forward(m, in, tg, Bk, Tk);
+        CHECK(fabsf(loss - want[s]) <= 1e-5f * want[s], "%s, AdamW step %d: loss %.7f vs torch %.7f", what, s, loss,
+              want[s]);
+        if (s == steps) break;
+        gpt2_backward(m, 1.0f);
+        float norm = grad_norm(m->grads, m->n_params);
+        gpt2_update(m, am, av, &o, s + 1, norm > v[5] ? (float)v[5] / (norm + 1e-6f) : 1.0f);
+    }
+    /* the kind's own tensors after the steps: a fixed sketch must not have
+     * moved, weight decay must have reached exactly the 2-D weights */
+    double worst = 0;
+    for (int i = 0; i < gpt2_n_tensors(m); i++) {
+        TensorInfo inf;
+        gpt2_tensor_info(m, i, &inf);
+        char name[160];
+        snprintf(name, sizeof name, "%s.after.%s", what, inf.name);
+        const StTensor *r = st_find(f, name);
+        if (!r) continue;
+        size_t n = (size_t)inf.shape[0] * (size_t)(inf.ndim == 2 ? inf.shape[1] : 1);
+        float *after = malloc(n * sizeof *after);
+        CHECK(st_read(f, r, "F32", n, after, &e) == 0, "%s", e.msg);
+        double err = rel_err(m->params + inf.offset, after, n);
+        CHECK(err < 2e-5, "%s after %d AdamW steps: relative error %.2e", inf.name, steps, err);
+        worst = fmax(worst, err);
+        free(after);
+    }
+    printf("  %-16s %d AdamW steps: losses agree, the kind's tensors after them to %.1e\n", what, steps, worst);
+    free(want);
+    free(am);
+    free(av);
+}
+
 /* Each attention kind in a one-layer GPT-2 against PyTorch's dense float64
  * version of it: loss and logits to 1e-5, every gradient that passes through
  * attention's backward to 1e-4 (the fixed random sketches must get none). */
@@ -246,6 +297,9 @@ static void test_attention_kinds_match_torch(void) {
             free(mine);
         }
         printf("  %-16s loss %.6f, %d gradients, worst relative error %.1e\n", kinds[c], loss, compared, worst);
+        snprintf(name, sizeof name, "%s.adamw_losses", kinds[c]);
+        if ((t = st_find(&f, name))) /* AdamW steps: which of the kind's tensors train and decay */
+            adamw_steps_vs(&m, &f, t, in, tg, Bk, Tk, kinds[c]);
         gpt2_free(&m);
     }
     free(in);
