@@ -40,8 +40,8 @@ B, T = 2, 24
 OPT = dict(lr=1e-3, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1, grad_clip=0.5, steps=5)
 
 
-def make_params():
-    L, C, V, P = CFG["n_layer"], CFG["n_embd"], CFG["vocab_size"], CFG["block_size"]
+def make_params(cfg=CFG):
+    L, C, V, P = cfg["n_layer"], cfg["n_embd"], cfg["vocab_size"], cfg["block_size"]
     r = lambda *shape, std=0.02: (torch.randn(*shape) * std).requires_grad_()
     p = {"transformer.wte.weight": r(V, C), "transformer.wpe.weight": r(P, C)}
     for i in range(L):
@@ -63,20 +63,27 @@ def make_params():
     return p
 
 
-def forward(p, idx):
-    """GPT-2 as in the original: pre-LN, tanh GELU, causal softmax attention."""
-    L, H, C = CFG["n_layer"], CFG["n_head"], CFG["n_embd"]
+def softmax_attention(a, q, k, v):
+    """Causal softmax attention of q, k, v [B, H, T, hs] (a: the layer's attention tensors, none here)."""
+    Ts = q.shape[-2]
+    mask = torch.tril(torch.ones(Ts, Ts, dtype=torch.bool))
+    att = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+    return att @ v
+
+
+def forward(p, idx, attention=softmax_attention, cfg=CFG):
+    """GPT-2 as in the original: pre-LN, tanh GELU, causal softmax attention (or the given kind)."""
+    L, H, C = cfg["n_layer"], cfg["n_head"], cfg["n_embd"]
     Bs, Ts = idx.shape
     ln = lambda x, n: torch.nn.functional.layer_norm(x, (C,), p[n + ".weight"], p[n + ".bias"], 1e-5)
     x = p["transformer.wte.weight"][idx] + p["transformer.wpe.weight"][:Ts]
-    mask = torch.tril(torch.ones(Ts, Ts, dtype=torch.bool))
     for i in range(L):
         h = f"transformer.h.{i}."
         a = ln(x, h + "ln_1") @ p[h + "attn.c_attn.weight"] + p[h + "attn.c_attn.bias"]
         q, k, v = (t.view(Bs, Ts, H, C // H).transpose(1, 2) for t in a.split(C, dim=2))
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // H)
-        att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(Bs, Ts, C)
+        att = {n[len(h) + 5:]: t for n, t in p.items() if n.startswith(h + "attn.")}
+        y = attention(att, q, k, v).transpose(1, 2).reshape(Bs, Ts, C)
         x = x + y @ p[h + "attn.c_proj.weight"] + p[h + "attn.c_proj.bias"]
         m = ln(x, h + "ln_2") @ p[h + "mlp.c_fc.weight"] + p[h + "mlp.c_fc.bias"]
         m = torch.nn.functional.gelu(m, approximate="tanh")
@@ -249,22 +256,7 @@ def dense_attention(k, a, q, kk, v):
 
 def forward_kind(p, k, idx):
     """forward() with the attention of kind k (no 1/sqrt(hs) scale: the kinds normalise q and k)."""
-    H, C = ACFG["n_head"], ACFG["n_embd"]
-    Bs, Ts = idx.shape
-    ln = lambda x, n: torch.nn.functional.layer_norm(x, (C,), p[n + ".weight"], p[n + ".bias"], 1e-5)
-    x = p["transformer.wte.weight"][idx] + p["transformer.wpe.weight"][:Ts]
-    for i in range(ACFG["n_layer"]):
-        h = f"transformer.h.{i}."
-        a = ln(x, h + "ln_1") @ p[h + "attn.c_attn.weight"] + p[h + "attn.c_attn.bias"]
-        q, kk, v = (t.view(Bs, Ts, H, C // H).transpose(1, 2) for t in a.split(C, dim=2))
-        att = {n[len(h) + 5:]: t for n, t in p.items() if n.startswith(h + "attn.")}
-        y = dense_attention(k, att, q, kk, v).transpose(1, 2).reshape(Bs, Ts, C)
-        x = x + y @ p[h + "attn.c_proj.weight"] + p[h + "attn.c_proj.bias"]
-        m = ln(x, h + "ln_2") @ p[h + "mlp.c_fc.weight"] + p[h + "mlp.c_fc.bias"]
-        m = torch.nn.functional.gelu(m, approximate="tanh")
-        x = x + m @ p[h + "mlp.c_proj.weight"] + p[h + "mlp.c_proj.bias"]
-    x = ln(x, "transformer.ln_f")
-    return x @ p["transformer.wte.weight"].t()
+    return forward(p, idx, lambda a, q, kk, v: dense_attention(k, a, q, kk, v), ACFG)
 
 
 STEP_KINDS = ("sketch_p8_local", "learned_local")
@@ -295,11 +287,7 @@ def adamw_losses(base, k, fixed, inputs, targets):
 
 def attention_refs():
     torch.manual_seed(4321)
-    saved = dict(CFG)
-    CFG.update(ACFG)
-    base = make_params()  # float32 values, computed with in float64 (exactly the same numbers)
-    CFG.clear()
-    CFG.update(saved)
+    base = make_params(ACFG)  # float32 values, computed with in float64 (exactly the same numbers)
     hs, V = ACFG["n_embd"] // ACFG["n_head"], ACFG["vocab_size"]
     for i in range(ACFG["n_layer"]):
         for n, t in attn_params(hs, 8).items():
