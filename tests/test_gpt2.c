@@ -185,6 +185,7 @@ static void adamw_steps_vs(GPT2 *m, const StFile *f, const StTensor *t, const in
     /* the kind's own tensors after the steps: a fixed sketch must not have
      * moved, weight decay must have reached exactly the 2-D weights */
     double worst = 0;
+    int compared = 0;
     for (int i = 0; i < gpt2_n_tensors(m); i++) {
         TensorInfo inf;
         gpt2_tensor_info(m, i, &inf);
@@ -198,8 +199,10 @@ static void adamw_steps_vs(GPT2 *m, const StFile *f, const StTensor *t, const in
         double err = rel_err(m->params + inf.offset, after, n);
         CHECK(err < 2e-5, "%s after %d AdamW steps: relative error %.2e", inf.name, steps, err);
         worst = fmax(worst, err);
+        compared++;
         free(after);
     }
+    CHECK(compared > 0, "%s: the reference holds none of the kind's tensors after the steps", what);
     printf("  %-16s %d AdamW steps: losses agree, the kind's tensors after them to %.1e\n", what, steps, worst);
     free(want);
     free(am);
