@@ -92,13 +92,12 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2 / pi) */
 
 /* gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) */
-static inline vf16 gelu_v(vf16 x) {
-    vf16 t = vf16_tanh(GELU_SCALE * (x + 0.044715f * x * x * x));
-    return 0.5f * x * (1.0f + t);
-}
+static inline vf16 gelu_tanh_u(vf16 x) { return vf16_tanh(GELU_SCALE * (x + 0.044715f * x * x * x)); }
+
+static inline vf16 gelu_v(vf16 x) { return 0.5f * x * (1.0f + gelu_tanh_u(x)); }
 
 static inline vf16 gelu_grad_v(vf16 x) {
-    vf16 th = vf16_tanh(GELU_SCALE * (x + 0.044715f * x * x * x));
+    vf16 th = gelu_tanh_u(x);
     vf16 sech2 = 1.0f - th * th;
     return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
 }
