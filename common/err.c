@@ -85,8 +85,9 @@ void strlist_free(StrList *l) {
  * region faults in once instead of 512 times (~12 us each on these VMs),
  * which takes a second off GPT-2 124M's start. */
 void *big_alloc(size_t n) {
-    size_t huge = (size_t)2 << 20, bytes = (n + huge - 1) / huge * huge;
-    if (n < huge) return aligned_alloc(64, (n + 63) / 64 * 64 + 64 * (n == 0));
+    size_t huge = (size_t)2 << 20;
+    if (n < huge) return aligned_alloc(64, n ? (n + 63) / 64 * 64 : 64); /* never 0 bytes: NULL means out of memory */
+    size_t bytes = (n + huge - 1) / huge * huge;
     void *p = aligned_alloc(huge, bytes);
     if (p) madvise(p, bytes, MADV_HUGEPAGE);
     return p;
