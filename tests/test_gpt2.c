@@ -19,10 +19,24 @@ static GPT2Config cfg;
 static int B, T;
 static int *inputs, *targets;
 
-static double meta(const char *key) {
-    const char *p = strstr(ref.metadata, key);
-    return p ? atof(p + strlen(key) + 3) : NAN; /* "key":"value" */
+/* The value of "key":"..." in a safetensors file's metadata, or "" */
+static void meta_str(const StFile *f, const char *key, char *out, size_t n) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = f->metadata ? strstr(f->metadata, pat) : NULL;
+    size_t k = 0;
+    for (p = p ? p + strlen(pat) : ""; *p && *p != '"' && k + 1 < n; p++) out[k++] = *p;
+    out[k] = '\0';
 }
+
+/* The same as a number (NaN if missing) */
+static double meta_num(const StFile *f, const char *key) {
+    char text[64];
+    meta_str(f, key, text, sizeof text);
+    return text[0] ? atof(text) : NAN;
+}
+
+static double meta(const char *key) { return meta_num(&ref, key); }
 
 static float *read_f32(const char *name, size_t n) {
     const StTensor *t = st_find(&ref, name);
@@ -145,27 +159,13 @@ static void run_steps(int threads, float *losses) {
     gpt2_free(&m);
 }
 
-/* The value of "key":"..." in a safetensors file's metadata, or "" */
-static void meta_str(const StFile *f, const char *key, char *out, size_t n) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":\"", key);
-    const char *p = f->metadata ? strstr(f->metadata, pat) : NULL;
-    size_t k = 0;
-    for (p = p ? p + strlen(pat) : ""; *p && *p != '"' && k + 1 < n; p++) out[k++] = *p;
-    out[k] = '\0';
-}
-
 /* AdamW steps from m's weights (its gradients zeroed), each loss against
  * the reference tensor t; the optimiser's settings from f's metadata. */
 static void adamw_steps_vs(GPT2 *m, const StFile *f, const StTensor *t, const int *in, const int *tg, int Bk, int Tk,
                            const char *what) {
     const char *keys[] = {"lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip", "steps"};
     double v[7];
-    for (int i = 0; i < 7; i++) {
-        char text[64];
-        meta_str(f, keys[i], text, sizeof text);
-        v[i] = atof(text);
-    }
+    for (int i = 0; i < 7; i++) v[i] = meta_num(f, keys[i]);
     int steps = (int)v[6];
     float *want = malloc(((size_t)steps + 1) * sizeof *want);
     float *am = calloc(m->n_params, sizeof *am), *av = calloc(m->n_params, sizeof *av);
@@ -221,11 +221,13 @@ static void test_attention_kinds_match_torch(void) {
         return;
     }
     char shape[128], keys[256];
-    int Bk, Tk;
-    meta_str(&f, "batch_size", shape, sizeof shape);
-    Bk = atoi(shape);
-    meta_str(&f, "seq_len", shape, sizeof shape);
-    Tk = atoi(shape);
+    double bd = meta_num(&f, "batch_size"), td = meta_num(&f, "seq_len");
+    if (!(bd >= 1 && td >= 1)) {
+        CHECK(0, "attn_refs: batch_size / seq_len missing from the metadata");
+        st_close(&f);
+        return;
+    }
+    int Bk = (int)bd, Tk = (int)td;
     int *in = malloc((size_t)Bk * Tk * sizeof *in), *tg = malloc((size_t)Bk * Tk * sizeof *tg);
     const StTensor *ti = st_find(&f, "inputs"), *tt = st_find(&f, "targets");
     CHECK(ti && tt && st_read(&f, ti, "I32", (size_t)Bk * Tk, in, &e) == 0 &&
