@@ -6,7 +6,8 @@
  *
  * Departure from DESIGN.md: backward also receives the forward's output
  * `out`, which both softmax (delta_i = do_i . o_i) and polynomial attention
- * need; saving a second copy of it would double that memory. */
+ * need; saving a second copy of it would double that memory. Also beyond
+ * it: n_state and decode (generation), flops (MFU), tensors (checkpoints). */
 #ifndef ATTENTION_ATTENTION_H
 #define ATTENTION_ATTENTION_H
 
@@ -63,9 +64,17 @@ typedef struct {
     size_t (*n_state)(const AttnConfig *, int T);
     void (*decode)(const AttnConfig *, const float *params, const float *qkv_t, float *state, int t,
                    float *out_t);
+    /* The forward's FLOPs per token of one layer at context T, averaged over
+     * the T positions, counting the products of the kind's own algorithm
+     * (for MFU: softmax's grow with T, PolySketch's do not). */
+    double (*flops)(const AttnConfig *, int T);
 } AttentionKind;
 
 extern const AttentionKind attention_softmax, attention_polynomial, attention_polysketch;
+
+/* The forward FLOPs per token of exact causal attention at context T (q.k
+ * and w.v over T/2 earlier keys on average): softmax's and polynomial's. */
+double attn_dense_flops(const AttnConfig *a, int T);
 
 /* The kind called `name`, or NULL. */
 const AttentionKind *attention_find(const char *name);

@@ -200,5 +200,5 @@ static void poly_decode(const AttnConfig *a, const float *params, const float *q
 
 const AttentionKind attention_polynomial = {
     "polynomial", poly_tensors, poly_n_params, poly_n_saved, poly_init, poly_forward, poly_backward,
-    poly_n_state, poly_decode,
+    poly_n_state, poly_decode, attn_dense_flops,
 };

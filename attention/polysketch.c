@@ -636,6 +636,21 @@ static void ps_decode(const AttnConfig *a, const float *params, const float *qkv
     }
 }
 
+/* Per token and head: the sketches of q and k (2 FLOPs a weight), phi(a)^T S
+ * and the update of S (F x (hs+1) each), and the local block's weights and
+ * w.[v; 1] over b/2 keys on average: flat in T. */
+static double ps_flops(const AttnConfig *a, int T) {
+    const Shape s = shape_of(a);
+    double sketch = 0.0;
+    if (s.learned) sketch = 2.0 * sketch_net_n_params(s.hs, s.r);
+    else
+        for (int l = 0; l < s.levels; l++) sketch += 2.0 * 2.0 * (l ? s.r : s.hs) * s.r;
+    double prefix = 2.0 * 2.0 * s.F * s.hs1;
+    double local = 2.0 * (s.b / 2.0) * ((s.local ? s.hs : s.r) + s.hs1);
+    return a->n_head * (2.0 * sketch + prefix + local);
+}
+
 const AttentionKind attention_polysketch = {
     "polysketch", ps_tensors, ps_n_params, ps_n_saved, ps_init, ps_forward, ps_backward, ps_n_state, ps_decode,
+    ps_flops,
 };

@@ -202,5 +202,5 @@ static void softmax_decode(const AttnConfig *a, const float *params, const float
 
 const AttentionKind attention_softmax = {
     "softmax", softmax_tensors, softmax_n_params, softmax_n_saved, softmax_init, softmax_forward, softmax_backward,
-    softmax_n_state, softmax_decode,
+    softmax_n_state, softmax_decode, attn_dense_flops,
 };

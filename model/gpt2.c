@@ -235,7 +235,7 @@ double gpt2_flops_per_token(const GPT2 *m, int T) {
     const GPT2Config *c = &m->cfg;
     double C = c->n_embd, L = c->n_layer;
     double matmul_params = L * 12 * C * C + (double)c->vocab_size * C;
-    double attention = L * 2 * C * T; /* q.k and p.v, causal: half of T keys on average */
+    double attention = L * c->kind->flops(&c->attn, T); /* forward; backward twice that */
     return 6.0 * matmul_params + 3.0 * attention;
 }
 

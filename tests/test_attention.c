@@ -8,7 +8,8 @@
  *  4. the sketch approximates exact polynomial attention better as r grows
  *     (clustered inputs), and every weight is >= 0 (D >= 1);
  *  5. saved memory linear in n; decoding one position at a time gives the
- *     forward's outputs. */
+ *     forward's outputs;
+ *  6. the FLOP counts behind MFU. */
 #include <math.h>
 #include <string.h>
 
@@ -405,6 +406,26 @@ static void test_memory_and_decode(void) {
     }
 }
 
+/* MFU counts each kind's own products: dense kinds grow with T, PolySketch
+ * does not. The figures by hand for H=12, d=64 (C=768), r=32, b=256:
+ * softmax at T=2048: q.k and w.v, 2 FLOPs each, over 1024 keys: 4 C 1024;
+ * PolySketch per head: sketches of q and k 2 x (2 x 2 x 64 x 32), phi^T S
+ * and the S update 2 x 2 x 528 x 65, the local block 2 x 128 x (64 + 65)
+ * (local exact: the exact weight's q^.k^ has d = 64 terms). */
+static void test_flops_count(void) {
+    AttnConfig a = cfg(12, 64, 4, 32, 256, 1);
+    double dense = attention_softmax.flops(&a, 2048), ps = attention_polysketch.flops(&a, 2048);
+    CHECK(dense == 4.0 * 768 * 1024, "softmax: %.0f FLOPs per token", dense);
+    CHECK(attention_polynomial.flops(&a, 4096) == 2 * dense, "polynomial at 4k: %.0f", attention_polynomial.flops(&a, 4096));
+    double want = 12 * (2 * (2 * 2 * 64 * 32) + 2 * 2 * 528 * 65 + 2 * 128 * (64 + 65));
+    CHECK(ps == want, "polysketch: %.0f FLOPs per token, want %.0f", ps, want);
+    CHECK(attention_polysketch.flops(&a, 65536) == ps, "polysketch's count must not grow with T");
+    a.local_exact = 0; /* the local block's weights then come from the r-wide sketches */
+    want -= 12 * 2 * 128 * (64 - 32);
+    CHECK(attention_polysketch.flops(&a, 2048) == want, "polysketch local 0: %.0f, want %.0f",
+          attention_polysketch.flops(&a, 2048), want);
+}
+
 int main(void) {
     rng_seed(&rng, 2024, 0);
     RUN(test_against_dense_reference);
@@ -412,5 +433,6 @@ int main(void) {
     RUN(test_causality);
     RUN(test_sketch_error_falls_with_r);
     RUN(test_memory_and_decode);
+    RUN(test_flops_count);
     return 0;
 }
