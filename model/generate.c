@@ -62,7 +62,7 @@ static void run_window(Generator *g) {
     int n = g->len, C = c->n_embd;
     size_t na = c->kind->n_params(&c->attn), ns = c->kind->n_state(&c->attn, c->block_size);
     gpt2_forward(m, g->tokens, NULL, 1, n);
-    memcpy(g->logits, m->a.logits + (size_t)(n - 1) * c->vocab_size, (size_t)c->vocab_size * sizeof *g->logits);
+    memcpy(g->logits, gpt2_logits(m, n - 1), (size_t)c->vocab_size * sizeof *g->logits);
     if (!g->use_cache) return;
     for (int l = 0; l < c->n_layer; l++) {
         const float *qkv = m->a.qkv + (size_t)l * n * 3 * C;

@@ -28,13 +28,16 @@ static void param_sizes(const GPT2Config *c, size_t s[N_PARAM_TENSORS]) {
     memcpy(s, sizes, sizeof sizes);
 }
 
+/* positions whose logits are held at once */
+static int head_rows(const GPT2Config *c, int BT) { return c->head_rows > 0 && c->head_rows < BT ? c->head_rows : BT; }
+
 static void act_sizes(const GPT2Config *c, int B, int T, size_t s[N_ACT_TENSORS]) {
     size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd, BT = (size_t)B * T;
     size_t sizes[N_ACT_TENSORS] = {
         BT * C, L * BT * C, L * BT, L * BT, L * BT * 3 * C, L * BT * C,
         L * c->kind->n_saved(&c->attn, B, T), L * BT * C, L * BT * C, L * BT * C, L * BT, L * BT,
         L * BT * 4 * C, L * BT * 4 * C, L * BT * C, L * BT * C, BT * C, BT, BT,
-        BT * (size_t)c->vocab_size, BT,
+        (size_t)head_rows(c, B * T) * c->vocab_size, BT,
     };
     memcpy(s, sizes, sizeof sizes);
 }
@@ -142,9 +145,10 @@ void gpt2_init(GPT2 *m, uint64_t seed) {
 /* ------------------------------------------------------------------------ */
 /* forward and backward                                                     */
 
-float gpt2_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T) {
+/* Every layer and the final LayerNorm (a->lnf). */
+static void body_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T) {
     const GPT2Config *c = &m->cfg;
-    const int L = c->n_layer, C = c->n_embd, V = c->vocab_size, BT = B * T;
+    const int L = c->n_layer, C = c->n_embd, BT = B * T;
     const size_t na = c->kind->n_params(&c->attn), ns = c->kind->n_saved(&c->attn, B, T);
     ParamTensors *p = &m->p;
     ActTensors *a = &m->a;
@@ -173,24 +177,62 @@ float gpt2_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T)
     }
     float *last = a->residual3 + (size_t)(L - 1) * BT * C;
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, p->lnfw, p->lnfb, BT, C);
-    matmul_forward(a->logits, a->lnf, p->wte, NULL, BT, C, V, c->bf16);
-    if (!targets) return 0.0f;
-    return crossentropy_forward(a->losses, m->d.lse, a->logits, targets, BT, V);
 }
 
-void gpt2_backward(GPT2 *m, float dloss_scale) {
+/* The LM head and the loss over the last forward's BT positions, head_rows
+ * at a time: a chunk's logits, their cross-entropy (a->losses, d->lse) and,
+ * with grad, their gradient (the loss is the mean over BT: each row's is
+ * dloss_scale / BT) into d->dC1 (lnf's gradient) and g->wte (the tied
+ * embedding's). Returns the mean loss. Chunks of a multiple of 256 rows
+ * keep the bits: every product sums over k in the same 256-wide slices, in
+ * the same order, as over all rows at once. */
+static float head_loss(GPT2 *m, const int *targets, int BT, int grad, float dloss_scale) {
     const GPT2Config *c = &m->cfg;
-    const int B = m->fwd_B, T = m->fwd_T, L = c->n_layer, C = c->n_embd, V = c->vocab_size, BT = B * T;
+    const int C = c->n_embd, V = c->vocab_size, R = head_rows(c, BT);
+    ActTensors *a = &m->a;
+    GradScratch *d = &m->d;
+    for (int r0 = 0; r0 < BT; r0 += R) {
+        int n = BT - r0 < R ? BT - r0 : R;
+        const float *x = a->lnf + (size_t)r0 * C;
+        matmul_forward(a->logits, x, m->p.wte, NULL, n, C, V, c->bf16);
+        crossentropy_forward(a->losses + r0, d->lse + r0, a->logits, targets + r0, n, V);
+        m->logits_from = r0;
+        if (!grad) continue;
+        crossentropy_backward(a->logits, a->logits, d->lse + r0, targets + r0, dloss_scale / (float)BT, n, V);
+        matmul_backward(d->dC1 + (size_t)r0 * C, m->g.wte, NULL, a->logits, x, m->p.wte, n, C, V, c->bf16);
+    }
+    double total = 0.0; /* in position order, whatever the chunks */
+    for (int i = 0; i < BT; i++) total += a->losses[i];
+    return (float)(total / BT);
+}
+
+float gpt2_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T) {
+    const GPT2Config *c = &m->cfg;
+    const int BT = B * T, R = head_rows(c, BT);
+    body_forward(m, inputs, targets, B, T);
+    if (targets) return head_loss(m, targets, BT, 0, 0.0f);
+    m->logits_from = BT - R; /* the last positions: what generation reads */
+    matmul_forward(m->a.logits, m->a.lnf + (size_t)m->logits_from * c->n_embd, m->p.wte, NULL, R, c->n_embd,
+                   c->vocab_size, c->bf16);
+    return 0.0f;
+}
+
+const float *gpt2_logits(const GPT2 *m, int pos) {
+    int held = head_rows(&m->cfg, m->fwd_B * m->fwd_T);
+    if (pos < m->logits_from || pos >= m->logits_from + held || pos >= m->fwd_B * m->fwd_T) return NULL;
+    return m->a.logits + (size_t)(pos - m->logits_from) * m->cfg.vocab_size;
+}
+
+/* Backward from lnf's gradient in d->dC1 down to the embeddings. */
+static void body_backward(GPT2 *m) {
+    const GPT2Config *c = &m->cfg;
+    const int B = m->fwd_B, T = m->fwd_T, L = c->n_layer, C = c->n_embd, BT = B * T;
     const size_t na = c->kind->n_params(&c->attn), ns = c->kind->n_saved(&c->attn, B, T);
     ParamTensors *p = &m->p, *g = &m->g;
     ActTensors *a = &m->a;
     GradScratch *d = &m->d;
     const size_t nC = (size_t)BT * C;
 
-    /* loss = mean over B*T of cross-entropy: each row's gradient is 1/(B*T) */
-    crossentropy_backward(a->logits, a->logits, d->lse, m->targets, dloss_scale / (float)BT, BT, V);
-    float *dlogits = a->logits;
-    matmul_backward(d->dC1, g->wte, NULL, dlogits, a->lnf, p->wte, BT, C, V, c->bf16);
     memset(d->dres, 0, nC * sizeof(float));
     float *last = a->residual3 + (size_t)(L - 1) * nC;
     layernorm_backward(d->dres, g->lnfw, g->lnfb, d->dC1, last, p->lnfw, a->lnf_mean, a->lnf_rstd, BT, C);
@@ -218,6 +260,25 @@ void gpt2_backward(GPT2 *m, float dloss_scale) {
                            a->ln1_mean + lB, a->ln1_rstd + lB, BT, C);
     }
     encoder_backward(g->wte, g->wpe, d->dres, m->inputs, B, T, C);
+}
+
+void gpt2_backward(GPT2 *m, float dloss_scale) {
+    const GPT2Config *c = &m->cfg;
+    const int BT = m->fwd_B * m->fwd_T, C = c->n_embd, V = c->vocab_size;
+    if (head_rows(c, BT) < BT) { /* the forward kept only the last chunk's logits */
+        head_loss(m, m->targets, BT, 1, dloss_scale);
+    } else {
+        crossentropy_backward(m->a.logits, m->a.logits, m->d.lse, m->targets, dloss_scale / (float)BT, BT, V);
+        matmul_backward(m->d.dC1, m->g.wte, NULL, m->a.logits, m->a.lnf, m->p.wte, BT, C, V, c->bf16);
+    }
+    body_backward(m);
+}
+
+float gpt2_forward_backward(GPT2 *m, const int *inputs, const int *targets, int B, int T, float dloss_scale) {
+    body_forward(m, inputs, targets, B, T);
+    float loss = head_loss(m, targets, B * T, 1, dloss_scale);
+    body_backward(m);
+    return loss;
 }
 
 void gpt2_update(GPT2 *m, float *adam_m, float *adam_v, const AdamW *o, int t, float grad_scale) {

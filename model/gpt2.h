@@ -19,7 +19,14 @@ typedef struct {
     AttnConfig attn;
     const AttentionKind *kind;
     int bf16;    /* linear layers' products in bfloat16 (fp32 accumulation and weights) */
+    int head_rows; /* the LM head and the loss run this many positions at a time, so the
+                    * logits of only that many are held (at long context they would
+                    * outweigh the rest of the activations); 0: all B*T at once */
 } GPT2Config;
+
+/* head_rows as training uses it: a multiple of the SGEMM's K slice (256),
+ * so that the gradients come out bit for bit as with all rows at once */
+#define GPT2_HEAD_ROWS 2048
 
 #define N_PARAM_TENSORS 17
 typedef struct {
@@ -63,7 +70,7 @@ typedef struct {
     float *lnf;       /* [B, T, C] */
     float *lnf_mean;  /* [B, T] */
     float *lnf_rstd;  /* [B, T] */
-    float *logits;    /* [B, T, V]; holds dlogits after backward */
+    float *logits;    /* [rows, V], rows = B*T or head_rows (gpt2_logits); dlogits after backward */
     float *losses;    /* [B, T] */
 } ActTensors;
 
@@ -91,6 +98,7 @@ typedef struct {
     GradScratch d;
     int *inputs, *targets;     /* [B, T] of the last forward */
     int fwd_B, fwd_T;          /* its shape */
+    int logits_from;           /* a.logits row 0 is this position of the last forward */
 } GPT2;
 
 /* Fills cfg->attn from the model shape; the attention keys are set by the caller. */
@@ -105,13 +113,26 @@ void gpt2_free(GPT2 *m);
 void gpt2_init(GPT2 *m, uint64_t seed);
 
 /* Forward over inputs [B, T] (B, T at most the built shape). With targets,
- * returns the mean cross-entropy loss; without, only fills the logits. */
+ * returns the mean cross-entropy loss; without, only fills the logits. The
+ * logits of every position are kept when head_rows is 0 or at least B*T;
+ * else those of the last head_rows positions (see gpt2_logits). */
 float gpt2_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T);
+
+/* The logits [V] of position pos (b*T + t) of the last forward, or NULL
+ * when they are not held. */
+const float *gpt2_logits(const GPT2 *m, int pos);
 
 /* Backward of the last forward (which had targets), scaling the loss
  * gradient by dloss_scale (1 / grad_accum); accumulates into m->grads
- * (zero after gpt2_build and after gpt2_update). */
+ * (zero after gpt2_build and after gpt2_update). With head_rows below B*T
+ * it computes the LM head's logits once more; gpt2_forward_backward does
+ * not. */
 void gpt2_backward(GPT2 *m, float dloss_scale);
+
+/* gpt2_forward with targets and gpt2_backward in one (the same numbers, bit
+ * for bit): each chunk of head_rows positions goes through the LM head, the
+ * loss and their gradient while its logits are at hand. Returns the loss. */
+float gpt2_forward_backward(GPT2 *m, const int *inputs, const int *targets, int B, int T, float dloss_scale);
 
 /* One AdamW step over every parameter: weight decay on the 2-D weights
  * only (as nanoGPT), adam_m and adam_v in the parameter layout, gradients

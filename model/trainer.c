@@ -70,6 +70,7 @@ int trainer_model_config(const Config *c, GPT2Config *g, Err *e) {
     g->attn.block = c->attn_block;
     g->attn.local_exact = c->local_exact;
     g->bf16 = strcmp(c->precision, "bf16") == 0;
+    g->head_rows = GPT2_HEAD_ROWS;
     if (g->bf16 && !sgemm_bf16_supported())
         return err_set(e, "precision: bf16 needs a CPU with AVX512-BF16 (this one has none); use precision=fp32");
     gpt2_config_finish(g);
@@ -124,7 +125,7 @@ static void print_sample(Run *r, const Bpe *bpe) {
     printf("sample (%d tokens, temperature 1, top-k 40):\n", n);
     for (int i = 0; i < n; i++) {
         gpt2_forward(&r->model, ctx, NULL, 1, len);
-        int tok = sampler_pick(&s, r->model.a.logits + (size_t)(len - 1) * V, &r->st.rng);
+        int tok = sampler_pick(&s, gpt2_logits(&r->model, len - 1), &r->st.rng);
         size_t k;
         const unsigned char *bytes = bpe_token_bytes(bpe, tok, &k);
         if (bytes) fwrite(bytes, 1, k, stdout);
@@ -220,6 +221,7 @@ static int setup(Run *r, Err *e) {
     }
     GPT2Config g;
     if (trainer_model_config(c, &g, e)) return -1;
+    if (c->dump_step[0]) g.head_rows = 0; /* the dump holds every position's logits */
     if (gpt2_build(&r->model, &g, c->batch_size, c->seq_len, e)) return -1;
     if (loader_open(&r->train, "train_data", c->train_data, c->batch_size, c->seq_len, c->shuffle, (uint64_t)c->seed,
                     c->vocab_size, e))
@@ -320,23 +322,22 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
         double loss = 0; /* the gradients are zero: gpt2_update left them so */
         for (int micro = 0; micro < c->grad_accum; micro++) {
             if (loader_next(&r->train, r->inputs, r->targets, e)) return -1;
+            if (step > 1 || micro > 0 || !c->dump_step[0]) {
+                loss += gpt2_forward_backward(m, r->inputs, r->targets, B, T, 1.0f / c->grad_accum) / c->grad_accum;
+                continue;
+            }
             float l = gpt2_forward(m, r->inputs, r->targets, B, T);
             loss += l / c->grad_accum;
-            float *logits = NULL;
-            if (step == 1 && micro == 0 && c->dump_step[0]) { /* backward overwrites the logits */
-                size_t n = (size_t)B * T * c->vocab_size;
-                logits = xmalloc(n * sizeof *logits);
-                memcpy(logits, m->a.logits, n * sizeof *logits);
-            }
+            size_t n = (size_t)B * T * c->vocab_size; /* backward overwrites the logits: a copy for the dump */
+            float *logits = xmalloc(n * sizeof *logits);
+            memcpy(logits, m->a.logits, n * sizeof *logits);
             gpt2_backward(m, 1.0f / c->grad_accum);
-            if (logits) {
-                if (c->grad_accum > 1) scale_grads(m->grads, m->n_params, (float)c->grad_accum);
-                int rc = write_dump(r, l, logits, e);
-                if (c->grad_accum > 1) scale_grads(m->grads, m->n_params, 1.0f / c->grad_accum);
-                free(logits);
-                if (rc) return -1;
-                printf("wrote %s (loss, logits and gradients of the first micro-batch)\n", c->dump_step);
-            }
+            if (c->grad_accum > 1) scale_grads(m->grads, m->n_params, (float)c->grad_accum);
+            int rc = write_dump(r, l, logits, e);
+            if (c->grad_accum > 1) scale_grads(m->grads, m->n_params, 1.0f / c->grad_accum);
+            free(logits);
+            if (rc) return -1;
+            printf("wrote %s (loss, logits and gradients of the first micro-batch)\n", c->dump_step);
         }
         float norm = grad_norm(m->grads, m->n_params);
         if (!isfinite(loss) || !isfinite(norm))

@@ -312,6 +312,63 @@ static void test_attention_kinds_match_torch(void) {
     st_close(&f);
 }
 
+/* The LM head a chunk of positions at a time (head_rows): the loss, every
+ * gradient and the logits it keeps are the bits of the head over all rows
+ * at once, whether forward and backward run in one call or two, and only
+ * head_rows of logits are allocated. Chunks of 256 rows (the SGEMM's K
+ * slice) keep the bits; other sizes agree to rounding. */
+static void test_chunked_head(void) {
+    enum { BK = 3, TK = 200, BTK = BK * TK };
+    int *in = malloc(BTK * sizeof *in), *tg = malloc(BTK * sizeof *tg);
+    Rng r;
+    rng_seed(&r, 7, 0);
+    GPT2Config g = cfg;
+    g.block_size = TK;
+    for (int i = 0; i < BTK; i++) in[i] = (int)rng_below(&r, (uint64_t)g.vocab_size);
+    for (int i = 0; i < BTK; i++) tg[i] = (int)rng_below(&r, (uint64_t)g.vocab_size);
+    GPT2 full, chunk, odd;
+    Err e;
+    g.head_rows = 0;
+    CHECK(gpt2_build(&full, &g, BK, TK, &e) == 0, "%s", e.msg);
+    g.head_rows = 256;
+    CHECK(gpt2_build(&chunk, &g, BK, TK, &e) == 0, "%s", e.msg);
+    g.head_rows = 100;
+    CHECK(gpt2_build(&odd, &g, BK, TK, &e) == 0, "%s", e.msg);
+    CHECK(full.n_acts - chunk.n_acts == (size_t)(BTK - 256) * g.vocab_size,
+          "256-row chunks must hold 256 rows of logits, not %zu", full.n_acts - chunk.n_acts);
+    gpt2_init(&full, 5);
+    gpt2_init(&chunk, 5);
+    gpt2_init(&odd, 5);
+    size_t bytes = full.n_params * sizeof(float);
+
+    float lf = gpt2_forward(&full, in, tg, BK, TK);
+    gpt2_backward(&full, 0.5f);
+    float lc = gpt2_forward_backward(&chunk, in, tg, BK, TK, 0.5f);
+    CHECK(lc == lf && memcmp(full.grads, chunk.grads, bytes) == 0,
+          "forward_backward in chunks differs from the whole head (loss %.9g vs %.9g)", lc, lf);
+    memset(chunk.grads, 0, bytes); /* forward, then backward computing the logits again */
+    lc = gpt2_forward(&chunk, in, tg, BK, TK);
+    gpt2_backward(&chunk, 0.5f);
+    CHECK(lc == lf && memcmp(full.grads, chunk.grads, bytes) == 0, "forward + backward in chunks differ");
+
+    float lo = gpt2_forward_backward(&odd, in, tg, BK, TK, 0.5f);
+    double err = rel_err(odd.grads, full.grads, full.n_params);
+    CHECK(fabsf(lo - lf) <= 1e-6f * lf && err < 1e-5, "100-row chunks: loss %.7f vs %.7f, gradients %.1e", lo, lf, err);
+
+    gpt2_forward(&full, in, NULL, BK, TK); /* generation reads the last position's */
+    gpt2_forward(&chunk, in, NULL, BK, TK);
+    const float *a = gpt2_logits(&full, BTK - 1), *b = gpt2_logits(&chunk, BTK - 1);
+    CHECK(a && b && memcmp(a, b, (size_t)g.vocab_size * sizeof *a) == 0, "the last position's logits differ");
+    CHECK(gpt2_logits(&chunk, BTK - 257) == NULL && gpt2_logits(&chunk, BTK - 256) == b - (size_t)255 * g.vocab_size &&
+              gpt2_logits(&full, 0) == full.a.logits && gpt2_logits(&full, BTK) == NULL,
+          "gpt2_logits must give exactly the positions held");
+    gpt2_free(&full);
+    gpt2_free(&chunk);
+    gpt2_free(&odd);
+    free(in);
+    free(tg);
+}
+
 static void test_determinism(void) {
     float a[10], b[10], c[10];
     run_steps(2, a);
@@ -350,6 +407,7 @@ int main(void) {
     RUN(test_gradients_match_torch);
     RUN(test_adamw_steps_match_torch);
     RUN(test_attention_kinds_match_torch);
+    RUN(test_chunked_head);
     RUN(test_determinism);
     st_close(&ref);
     return 0;
