@@ -142,86 +142,54 @@ static void phi_rows(float *Phi, const float *A, int n, int r, int F) {
     }
 }
 
-/* the 16 lanes summed as a tree (halves, quarters, ...) */
-static inline float hsum16(vf16 v) {
-    typedef float v8 __attribute__((vector_size(32)));
-    typedef float v4 __attribute__((vector_size(16)));
-    v8 h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
-           __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-    v4 q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
-    return (q[0] + q[2]) + (q[1] + q[3]);
+/* A^T [r][n] of n rows of r */
+static void transpose_rows(float *AT, const float *A, int n, int r) {
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < r; p++) AT[(size_t)p * n + i] = A[(size_t)i * r + p];
 }
 
-/* dA += d phi(A) / dA . dPhi. With U[p][q] = sqrt2 dPhi_pq (q > p), the
- * gradient is da_p = 2 dPhi_pp a_p + (U a)_p + (U^T a)_p. For r <= 16 nv
- * (nv = 1, 2 or 4):
- * row p of U is read as nv vectors from p's pairs, shifted so that lane q
- * is column q (lanes q <= p masked off; the copy dfb has the slack), and
- * U^T a builds up in nv registers, U a as one lane sum per p. */
-static inline __attribute__((always_inline)) void dphi_small(float *dA, const float *dPhi, const float *A, int n,
-                                                             int r, int F, const int nv) {
-    float ab[64] = {0}, dfb[64 * 65 / 2 + 16] = {0};
-    const vi16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    const vf16 zero = {0};
-    for (int i = 0; i < n; i++) {
-        float *da = dA + (size_t)i * r;
-        memcpy(ab, A + (size_t)i * r, (size_t)r * sizeof *ab);
-        memcpy(dfb, dPhi + (size_t)i * F, (size_t)F * sizeof *dfb);
-        vf16 av[4], acc[4];
-        for (int j = 0; j < nv; j++) av[j] = vf16_load(ab + 16 * j), acc[j] = zero;
-        for (int p = 0, k = 0; p < r; k += r - p, p++) {
-            vf16 dot = zero, ap = vf16_splat((float)M_SQRT2 * ab[p]);
-            for (int j = 0; j < nv; j++) {
-                vf16 u = vf16_select(iota + 16 * j > p, vf16_load(dfb + k - p + 16 * j), zero);
-                acc[j] += u * ap;
-                dot += u * av[j];
-            }
-            da[p] += 2.0f * dfb[k] * ab[p] + (float)M_SQRT2 * hsum16(dot);
+/* The same feature-major, PhiT [F][n] (column f holds pair f of every row),
+ * for the products that read phi(A) as the left factor: their packing then
+ * copies rows instead of transposing them. From AT = A^T [r][n] (written
+ * here), each pair is one product of two rows over the n rows of A, in
+ * phi_rows' order and with its bits. */
+static void phi_cols(float *PhiT, float *AT, const float *A, int n, int r) {
+    transpose_rows(AT, A, n, r);
+    for (int p = 0, f = 0; p < r; p++) {
+        const float *ap = AT + (size_t)p * n;
+        float *out = PhiT + (size_t)f++ * n;
+        for (int i = 0; i < n; i++) out[i] = ap[i] * ap[i];
+        for (int q = p + 1; q < r; q++, f++) {
+            const float *aq = AT + (size_t)q * n;
+            out = PhiT + (size_t)f * n;
+            for (int i = 0; i < n; i++) out[i] = (float)M_SQRT2 * ap[i] * aq[i];
         }
-        float out[64];
-        for (int j = 0; j < nv; j++) vf16_store(out + 16 * j, acc[j]);
-        for (int q = 0; q < r; q++) da[q] += out[q];
     }
 }
 
-static void dphi_rows(float *dA, const float *dPhi, const float *A, int n, int r, int F) {
-    if (r <= 16) {
-        dphi_small(dA, dPhi, A, n, r, F, 1);
-        return;
-    }
-    if (r <= 32) {
-        dphi_small(dA, dPhi, A, n, r, F, 2);
-        return;
-    }
-    if (r <= 64) {
-        dphi_small(dA, dPhi, A, n, r, F, 4);
-        return;
-    }
-    for (int i = 0; i < n; i++) { /* the pairs (p, q > p), t = sqrt2 dPhi_pq: da_p += t a_q, da_q += t a_p */
-        const float *a = A + (size_t)i * r, *df = dPhi + (size_t)i * F;
-        float *da = dA + (size_t)i * r;
-        for (int p = 0, k = 0; p < r; p++) {
-            const float *t = df + k + 1; /* dPhi_pq for q = p+1 .. r-1 */
-            int m = r - p - 1;
-            vf16 acc = {0};
-            int q = 0;
-            for (; q + 16 <= m; q += 16) {
-                vf16 tv = vf16_load(t + q) * (float)M_SQRT2;
-                acc += tv * vf16_load(a + p + 1 + q);
-                vf16_store(da + p + 1 + q, vf16_load(da + p + 1 + q) + tv * a[p]);
+/* dA [n x r] += d phi(A) / dA . dPhi, dPhi feature-major (dPhiT [F][n]) and
+ * AT = A^T as phi_cols left it: with t = sqrt2 dPhi_pq (q > p),
+ * da_p += 2 dPhi_pp a_p + sum_q t a_q and da_q += t a_p, row by row of AT
+ * over all n at once; dAT [r][n] is scratch. */
+static void dphi_cols(float *dA, float *dAT, const float *dPhiT, const float *AT, int n, int r) {
+    memset(dAT, 0, (size_t)r * n * sizeof *dAT);
+    for (int p = 0, f = 0; p < r; p++) {
+        const float *ap = AT + (size_t)p * n, *g = dPhiT + (size_t)f++ * n;
+        float *dp = dAT + (size_t)p * n;
+        for (int i = 0; i < n; i++) dp[i] += 2.0f * g[i] * ap[i];
+        for (int q = p + 1; q < r; q++, f++) {
+            const float *aq = AT + (size_t)q * n;
+            float *dq = dAT + (size_t)q * n;
+            g = dPhiT + (size_t)f * n;
+            for (int i = 0; i < n; i++) {
+                float t = (float)M_SQRT2 * g[i];
+                dp[i] += t * aq[i];
+                dq[i] += t * ap[i];
             }
-            float l[16], dot = 0.0f;
-            vf16_store(l, acc);
-            for (int j = 0; j < 16; j++) dot += l[j];
-            for (; q < m; q++) {
-                float tq = (float)M_SQRT2 * t[q];
-                dot += tq * a[p + 1 + q];
-                da[p + 1 + q] += tq * a[p];
-            }
-            da[p] += 2.0f * df[k] * a[p] + dot;
-            k += r - p;
         }
     }
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < r; p++) dA[(size_t)i * r + p] += dAT[(size_t)p * n + i];
 }
 
 /* LN of T rows of one head, and into out2 with gain2 if given; stats for backward */
@@ -338,7 +306,7 @@ static void local_weights(float *W, float *X, const float *Aq, const float *Bk, 
 /* Scratch of one head: everything the two passes keep for all T rows. */
 typedef struct {
     float *Qs, *Ks, *A, *Cc, *Yq, *Yk, *Ql, *Kl, *stats, *tmp;
-    float *S, *Phi, *Vb, *W, *X, *U;
+    float *S, *Phi, *Vb, *W, *X, *U, *AT, *dAT;
 } Work;
 
 /* floats of the sketch's intermediates for T rows, and of its scratch */
@@ -353,7 +321,7 @@ static size_t sketch_tmp(const Shape *s, int T) {
 static float *work_carve(Work *w, const Shape *s, int T, size_t extra) {
     size_t Tr = (size_t)T * s->r, Ths = (size_t)T * s->hs, ny = sketch_work(s, T), bb = (size_t)s->b;
     size_t n = 2 * Ths + 2 * Tr + 2 * ny + (s->local ? 2 * Ths : 0) + 4 * (size_t)T + sketch_tmp(s, T) +
-               (size_t)s->F * s->hs1 + bb * s->F + bb * s->hs1 + 2 * bb * bb + bb * s->hs1 + extra;
+               (size_t)s->F * s->hs1 + bb * s->F + bb * s->hs1 + 2 * bb * bb + bb * s->hs1 + 2 * bb * s->r + extra;
     float *p = tile_scratch(n), *base = p;
     w->Qs = p, p += Ths;
     w->Ks = p, p += Ths;
@@ -371,6 +339,8 @@ static float *work_carve(Work *w, const Shape *s, int T, size_t extra) {
     w->W = p, p += bb * bb;
     w->X = p, p += bb * bb;
     w->U = p, p += bb * s->hs1;
+    w->AT = p, p += bb * s->r;
+    w->dAT = p, p += bb * s->r;
     return base + (n - extra);
 }
 
@@ -419,8 +389,8 @@ static void ps_forward(const AttnConfig *a, const float *params, const float *qk
             int n = T - t0 < s.b ? T - t0 : s.b;
             vbar_rows(w.Vb, v + (size_t)t0 * C3, C3, n, hs);
             if (t0 > 0) {
-                phi_rows(w.Phi, w.A + (size_t)t0 * r, n, r, F);
-                sgemm(n, hs1, F, w.Phi, F, 0, w.S, hs1, 0, w.U, hs1, 0); /* u_i = phi(a_i)^T S */
+                phi_cols(w.Phi, w.AT, w.A + (size_t)t0 * r, n, r);
+                sgemm(n, hs1, F, w.Phi, n, 1, w.S, hs1, 0, w.U, hs1, 0); /* u_i = phi(a_i)^T S */
             } else {
                 memset(w.U, 0, (size_t)n * hs1 * sizeof *w.U); /* S is still zero */
             }
@@ -478,8 +448,9 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
             const float *gb = Gb + (size_t)t0 * hs1;
             vbar_rows(w.Vb, v + (size_t)t0 * C3, C3, n, hs);
             if (t0 > 0) {
-                sgemm(n, F, hs1, gb, hs1, 0, w.S, hs1, 1, dPhi, F, 0); /* d phi(a_i) = S g-bar_i */
-                dphi_rows(dA + (size_t)t0 * r, dPhi, w.A + (size_t)t0 * r, n, r, F);
+                sgemm(F, n, hs1, w.S, hs1, 0, gb, hs1, 1, dPhi, n, 0); /* d phi(a_i) = S g-bar_i, feature-major */
+                transpose_rows(w.AT, w.A + (size_t)t0 * r, n, r);
+                dphi_cols(dA + (size_t)t0 * r, w.dAT, dPhi, w.AT, n, r);
             }
             const float *lq = s.local ? w.Ql + (size_t)t0 * hs : w.A + (size_t)t0 * r;
             const float *lk = s.local ? w.Kl + (size_t)t0 * hs : w.Cc + (size_t)t0 * r;
@@ -504,10 +475,10 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
             int n = T - t0 < s.b ? T - t0 : s.b;
             if (t0 < last) {
                 vbar_rows(w.Vb, v + (size_t)t0 * C3, C3, n, hs);
-                phi_rows(w.Phi, w.Cc + (size_t)t0 * r, n, r, F);
-                sgemm(n, hs1, F, w.Phi, F, 0, R, hs1, 0, dVb + (size_t)t0 * hs1, hs1, 1); /* dv-bar_j += phi(c_j)^T R */
-                sgemm(n, F, hs1, w.Vb, hs1, 0, R, hs1, 1, dPhi, F, 0);                    /* d phi(c_j) = R v-bar_j */
-                dphi_rows(dC + (size_t)t0 * r, dPhi, w.Cc + (size_t)t0 * r, n, r, F);
+                phi_cols(w.Phi, w.AT, w.Cc + (size_t)t0 * r, n, r);
+                sgemm(n, hs1, F, w.Phi, n, 1, R, hs1, 0, dVb + (size_t)t0 * hs1, hs1, 1); /* dv-bar_j += phi(c_j)^T R */
+                sgemm(F, n, hs1, R, hs1, 0, w.Vb, hs1, 1, dPhi, n, 0); /* d phi(c_j) = R v-bar_j, feature-major */
+                dphi_cols(dC + (size_t)t0 * r, w.dAT, dPhi, w.AT, n, r);
             }
             if (t0 == 0) break; /* no earlier block reads R */
             phi_rows(w.Phi, w.A + (size_t)t0 * r, n, r, F);
