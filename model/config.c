@@ -59,6 +59,7 @@ static const Key KEYS[] = {
     {"init_from", K_STR, F(init_from), "", 0, 0, NULL, "weights to start from: a checkpoint or hf:DIR; empty is random"},
     {"resume", K_STR, F(resume), "auto", 0, 0, NULL, "auto (continue out_dir/latest), never, or a checkpoint"},
     {"precision", K_CHOICE, F(precision), "fp32", 0, 0, "fp32|bf16", "linear layers' products (bf16: AVX512-BF16, fp32 accumulation)"},
+    {"recompute", K_INT, F(recompute), "0", 0, 1, NULL, "1: backward recomputes LayerNorm and GELU outputs (3/8 less activation memory)"},
     {"sample_tokens", K_INT, F(sample_tokens), "0", 0, 1 << 20, NULL, "tokens to sample after training"},
     {"peak_gflops", K_REAL, F(peak_gflops), "350", 1e-3, 1e9, NULL, "machine peak for MFU (fp32 SGEMM, 2 cores: 350)"},
     {"dump_step", K_STR, F(dump_step), "", 0, 0, NULL, "write loss, logits and grads of step 1 here"},

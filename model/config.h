@@ -37,6 +37,7 @@ typedef struct {
     int threads, shuffle;
     char train_data[CONFIG_STR], val_data[CONFIG_STR], init_from[CONFIG_STR], resume[CONFIG_STR];
     char precision[32];
+    int recompute;
     /* reporting and debugging */
     int sample_tokens;
     double peak_gflops;

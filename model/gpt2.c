@@ -31,12 +31,16 @@ static void param_sizes(const GPT2Config *c, size_t s[N_PARAM_TENSORS]) {
 /* positions whose logits are held at once */
 static int head_rows(const GPT2Config *c, int BT) { return c->head_rows > 0 && c->head_rows < BT ? c->head_rows : BT; }
 
+/* Activations kept for backward are [L, B, T, ...]; the residual branches'
+ * projections (backward never reads them) and, with recompute, the
+ * LayerNorm and GELU outputs (backward computes them again) hold one
+ * layer's [B, T, ...], which every layer overwrites. */
 static void act_sizes(const GPT2Config *c, int B, int T, size_t s[N_ACT_TENSORS]) {
-    size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd, BT = (size_t)B * T;
+    size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd, BT = (size_t)B * T, Lr = c->recompute ? 1 : L;
     size_t sizes[N_ACT_TENSORS] = {
-        BT * C, L * BT * C, L * BT, L * BT, L * BT * 3 * C, L * BT * C,
-        L * c->kind->n_saved(&c->attn, B, T), L * BT * C, L * BT * C, L * BT * C, L * BT, L * BT,
-        L * BT * 4 * C, L * BT * 4 * C, L * BT * C, L * BT * C, BT * C, BT, BT,
+        BT * C, Lr * BT * C, L * BT, L * BT, L * BT * 3 * C, L * BT * C,
+        L * c->kind->n_saved(&c->attn, B, T), BT * C, L * BT * C, Lr * BT * C, L * BT, L * BT,
+        L * BT * 4 * C, Lr * BT * 4 * C, BT * C, L * BT * C, BT * C, BT, BT,
         (size_t)head_rows(c, B * T) * c->vocab_size, BT,
     };
     memcpy(s, sizes, sizeof sizes);
@@ -159,21 +163,21 @@ static void body_forward(GPT2 *m, const int *inputs, const int *targets, int B, 
 
     encoder_forward(a->encoded, inputs, p->wte, p->wpe, B, T, C);
     for (int l = 0; l < L; l++) {
-        size_t lC = (size_t)l * BT * C, lB = (size_t)l * BT;
+        size_t lC = (size_t)l * BT * C, lB = (size_t)l * BT, lr = c->recompute ? 0 : lC;
         float *res = l == 0 ? a->encoded : a->residual3 + lC - (size_t)BT * C;
-        float *ln1 = a->ln1 + lC, *qkv = a->qkv + 3 * lC, *atty = a->atty + lC;
-        float *ln2 = a->ln2 + lC, *fch = a->fch + 4 * lC, *fch_gelu = a->fch_gelu + 4 * lC;
+        float *ln1 = a->ln1 + lr, *qkv = a->qkv + 3 * lC, *atty = a->atty + lC;
+        float *ln2 = a->ln2 + lr, *fch = a->fch + 4 * lC, *fch_gelu = a->fch_gelu + 4 * lr;
         layernorm_forward(ln1, a->ln1_mean + lB, a->ln1_rstd + lB, res, p->ln1w + l * C, p->ln1b + l * C, BT, C);
         matmul_forward(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, BT, C, 3 * C, c->bf16);
         c->kind->forward(&c->attn, p->attn + l * na, qkv, atty, a->attsaved + l * ns, B, T);
-        matmul_forward(a->attproj + lC, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, BT, C, C, c->bf16);
-        residual_forward(a->residual2 + lC, res, a->attproj + lC, BT * C);
+        matmul_forward(a->attproj, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, BT, C, C, c->bf16);
+        residual_forward(a->residual2 + lC, res, a->attproj, BT * C);
         layernorm_forward(ln2, a->ln2_mean + lB, a->ln2_rstd + lB, a->residual2 + lC, p->ln2w + l * C,
                           p->ln2b + l * C, BT, C);
         matmul_forward(fch, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, BT, C, 4 * C, c->bf16);
         gelu_forward(fch_gelu, fch, BT * 4 * C);
-        matmul_forward(a->fcproj + lC, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, p->fcprojb + l * C, BT, 4 * C, C, c->bf16);
-        residual_forward(a->residual3 + lC, a->residual2 + lC, a->fcproj + lC, BT * C);
+        matmul_forward(a->fcproj, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, p->fcprojb + l * C, BT, 4 * C, C, c->bf16);
+        residual_forward(a->residual3 + lC, a->residual2 + lC, a->fcproj, BT * C);
     }
     float *last = a->residual3 + (size_t)(L - 1) * BT * C;
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, p->lnfw, p->lnfb, BT, C);
@@ -238,13 +242,20 @@ static void body_backward(GPT2 *m) {
     layernorm_backward(d->dres, g->lnfw, g->lnfb, d->dC1, last, p->lnfw, a->lnf_mean, a->lnf_rstd, BT, C);
 
     for (int l = L - 1; l >= 0; l--) {
-        size_t lC = (size_t)l * nC, lB = (size_t)l * BT;
+        size_t lC = (size_t)l * nC, lB = (size_t)l * BT, lr = c->recompute ? 0 : lC;
         float *res = l == 0 ? a->encoded : a->residual3 + lC - nC;
+        float *ln1 = a->ln1 + lr, *ln2 = a->ln2 + lr, *fch_gelu = a->fch_gelu + 4 * lr;
+        if (c->recompute) { /* the forward's calls on the same inputs: the same bits */
+            layernorm_forward(ln1, a->ln1_mean + lB, a->ln1_rstd + lB, res, p->ln1w + l * C, p->ln1b + l * C, BT, C);
+            layernorm_forward(ln2, a->ln2_mean + lB, a->ln2_rstd + lB, a->residual2 + lC, p->ln2w + l * C,
+                              p->ln2b + l * C, BT, C);
+            gelu_forward(fch_gelu, a->fch + 4 * lC, BT * 4 * C);
+        }
         /* residual3 = residual2 + fcproj: dres flows to both */
         matmul_backward(d->d4C1, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, d->dres,
-                        a->fch_gelu + 4 * lC, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, c->bf16);
+                        fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, c->bf16);
         gelu_backward(d->d4C2, a->fch + 4 * lC, d->d4C1, BT * 4 * C);
-        matmul_backward(d->dC1, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, d->d4C2, a->ln2 + lC,
+        matmul_backward(d->dC1, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, d->d4C2, ln2,
                         p->fcw + (size_t)l * 4 * C * C, BT, C, 4 * C, c->bf16);
         layernorm_backward(d->dres, g->ln2w + l * C, g->ln2b + l * C, d->dC1, a->residual2 + lC,
                            p->ln2w + l * C, a->ln2_mean + lB, a->ln2_rstd + lB, BT, C);
@@ -254,7 +265,7 @@ static void body_backward(GPT2 *m) {
         memset(d->dqkv, 0, 3 * nC * sizeof(float));
         c->kind->backward(&c->attn, p->attn + l * na, a->qkv + 3 * lC, a->atty + lC, a->attsaved + l * ns,
                           d->dC2, d->dqkv, g->attn + l * na, B, T);
-        matmul_backward(d->dC1, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, d->dqkv, a->ln1 + lC,
+        matmul_backward(d->dC1, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, d->dqkv, ln1,
                         p->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C, c->bf16);
         layernorm_backward(d->dres, g->ln1w + l * C, g->ln1b + l * C, d->dC1, res, p->ln1w + l * C,
                            a->ln1_mean + lB, a->ln1_rstd + lB, BT, C);

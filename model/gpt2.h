@@ -19,6 +19,9 @@ typedef struct {
     AttnConfig attn;
     const AttentionKind *kind;
     int bf16;    /* linear layers' products in bfloat16 (fp32 accumulation and weights) */
+    int recompute; /* backward computes the LayerNorm and GELU outputs again instead of
+                    * keeping every layer's: 6 of the 16 floats a layer keeps per
+                    * position and unit of width */
     int head_rows; /* the LM head and the loss run this many positions at a time, so the
                     * logits of only that many are held (at long context they would
                     * outweigh the rest of the activations); 0: all B*T at once */
@@ -52,20 +55,20 @@ typedef struct {
 #define N_ACT_TENSORS 21
 typedef struct {
     float *encoded;   /* [B, T, C] */
-    float *ln1;       /* [L, B, T, C] */
+    float *ln1;       /* [L, B, T, C]; with recompute [B, T, C], as ln2 and fch_gelu */
     float *ln1_mean;  /* [L, B, T] */
     float *ln1_rstd;  /* [L, B, T] */
     float *qkv;       /* [L, B, T, 3C] */
     float *atty;      /* [L, B, T, C] */
     float *attsaved;  /* [L, kind's n_saved(B, T)] */
-    float *attproj;   /* [L, B, T, C] */
+    float *attproj;   /* [B, T, C]: one layer's (backward does not read it), as fcproj */
     float *residual2; /* [L, B, T, C] */
     float *ln2;       /* [L, B, T, C] */
     float *ln2_mean;  /* [L, B, T] */
     float *ln2_rstd;  /* [L, B, T] */
     float *fch;       /* [L, B, T, 4C] */
     float *fch_gelu;  /* [L, B, T, 4C] */
-    float *fcproj;    /* [L, B, T, C] */
+    float *fcproj;    /* [B, T, C] */
     float *residual3; /* [L, B, T, C] */
     float *lnf;       /* [B, T, C] */
     float *lnf_mean;  /* [B, T] */

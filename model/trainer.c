@@ -71,6 +71,7 @@ int trainer_model_config(const Config *c, GPT2Config *g, Err *e) {
     g->attn.local_exact = c->local_exact;
     g->bf16 = strcmp(c->precision, "bf16") == 0;
     g->head_rows = GPT2_HEAD_ROWS;
+    g->recompute = c->recompute;
     if (g->bf16 && !sgemm_bf16_supported())
         return err_set(e, "precision: bf16 needs a CPU with AVX512-BF16 (this one has none); use precision=fp32");
     gpt2_config_finish(g);

@@ -369,6 +369,31 @@ static void test_chunked_head(void) {
     free(tg);
 }
 
+/* recompute=1: the LayerNorm and GELU outputs computed again in backward
+ * instead of kept per layer give the same loss and gradients, bit for bit,
+ * from (L - 1) x 6 x B x T x C fewer floats of activations. */
+static void test_recompute(void) {
+    GPT2 keep, again;
+    Err e;
+    GPT2Config g = cfg;
+    CHECK(gpt2_build(&keep, &g, B, T, &e) == 0, "%s", e.msg);
+    g.recompute = 1;
+    CHECK(gpt2_build(&again, &g, B, T, &e) == 0, "%s", e.msg);
+    size_t saved = (size_t)(g.n_layer - 1) * 6 * B * T * g.n_embd;
+    CHECK(g.n_layer > 1 && keep.n_acts - again.n_acts == saved, "recompute saves %zu floats, want %zu",
+          keep.n_acts - again.n_acts, saved);
+    gpt2_init(&keep, 9);
+    gpt2_init(&again, 9);
+    for (int step = 0; step < 2; step++) { /* the second time over activations the first left behind */
+        float a = gpt2_forward_backward(&keep, inputs, targets, B, T, 1.0f);
+        float b = gpt2_forward_backward(&again, inputs, targets, B, T, 1.0f);
+        CHECK(a == b && memcmp(keep.grads, again.grads, keep.n_params * sizeof(float)) == 0,
+              "pass %d: recompute changes the loss (%.9g vs %.9g) or the gradients", step, b, a);
+    }
+    gpt2_free(&keep);
+    gpt2_free(&again);
+}
+
 static void test_determinism(void) {
     float a[10], b[10], c[10];
     run_steps(2, a);
@@ -408,6 +433,7 @@ int main(void) {
     RUN(test_adamw_steps_match_torch);
     RUN(test_attention_kinds_match_torch);
     RUN(test_chunked_head);
+    RUN(test_recompute);
     RUN(test_determinism);
     st_close(&ref);
     return 0;
