@@ -465,8 +465,8 @@ static int cmd_bench_attn(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     char kind[96];
     if (strcmp(c.attention, "polysketch") == 0)
-        snprintf(kind, sizeof kind, "polysketch(r=%d,b=%d,local=%d,p=%d)", c.sketch_size, c.attn_block, c.local_exact,
-                 c.degree);
+        snprintf(kind, sizeof kind, "polysketch(r=%d,b=%d,local=%d,p=%d%s)", c.sketch_size, c.attn_block,
+                 c.local_exact, c.degree, strcmp(c.sketch, "learned") == 0 ? ",learned" : "");
     else if (strcmp(c.attention, "polynomial") == 0)
         snprintf(kind, sizeof kind, "polynomial(p=%d)", c.degree);
     else

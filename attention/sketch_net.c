@@ -7,7 +7,6 @@
 #include "../model/matmul.h"
 #include "lnorm.h"
 
-#define GELU_SCALE 0.7978845608028654f /* GPT-2's tanh GELU, as everywhere else here */
 
 static int level_in(int l, int hs, int r) { return l ? r : hs; }
 
@@ -71,11 +70,35 @@ static float *level_ptr(float *work, int t, int l, int T, int hs, int r) {
     return work + (size_t)t * per_tower + (l ? level_work(T, hs, r) : 0);
 }
 
-static float gelu1(float x) { return 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x))); }
+/* GPT-2's GELU, 0.5 x (1 + tanh u) with u = sqrt(2/pi) (x + 0.044715 x^3),
+ * written as x sigmoid(2u): one exp and one division, half the work of the
+ * model's tanh form (the same function in other roundings); with grad, its
+ * derivative s + 2 x s (1 - s) u' too (s = sigmoid(2u)). grad may be x. */
+static inline void gelu_sig16(float *out, float *grad, const float *x) {
+    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+    vf16 v = vf16_load(x), u = k * (v + 0.044715f * v * v * v);
+    vf16 s = 1.0f / (1.0f + vf16_exp(-2.0f * u));
+    vf16_store(out, v * s);
+    if (grad) vf16_store(grad, s + 2.0f * v * s * (1.0f - s) * k * (1.0f + 3.0f * 0.044715f * v * v));
+}
 
-static float gelu1_grad(float x) {
-    float th = tanhf(GELU_SCALE * (x + 0.044715f * x * x * x));
-    return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+static void gelu_sig(float *out, float *grad, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) gelu_sig16(out + i, grad ? grad + i : NULL, x + i);
+    if (i == n) return;
+    float xb[16] = {0}, ob[16], gb[16];
+    memcpy(xb, x + i, (n - i) * sizeof *xb);
+    gelu_sig16(ob, grad ? gb : NULL, xb);
+    memcpy(out + i, ob, (n - i) * sizeof *ob);
+    if (grad) memcpy(grad + i, gb, (n - i) * sizeof *gb);
+}
+
+/* tanh(y1 y2 / sqrt r) of n values, 16 at a time (a tail through a padded
+ * vector): the towers' combination, in the forward and again in backward */
+static void tanh_of_product(float *out, const float *y1, const float *y2, size_t n, float sr) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) vf16_store(out + i, vf16_tanh(vf16_load(y1 + i) * vf16_load(y2 + i) / sr));
+    for (; i < n; i++) out[i] = tanh_fast(y1[i] * y2[i] / sr);
 }
 
 void sketch_net_forward(float *F, const float *X, int T, int hs, int r, const float *params, float *work,
@@ -92,27 +115,29 @@ void sketch_net_forward(float *F, const float *X, int T, int hs, int r, const fl
             for (int i = 0; i < T; i++)
                 ln_row(L + (size_t)i * din, in + (size_t)i * din, p, p + din, din, mean + i, rstd + i);
             sgemm(T, h8, din, L, din, 0, w1, h8, 0, H, h8, 0);  /* H = LN(x) W1 */
-            for (size_t i = 0; i < (size_t)T * h8; i++) tmp[i] = gelu1(H[i]);
+            gelu_sig(tmp, NULL, H, (size_t)T * h8);
             sgemm(T, r, h8, tmp, h8, 0, w2, r, 0, Y, r, 0);     /* y = GELU(H) W2 */
             in = Y;
         }
         out[t] = in;
     }
     const float sr = sqrtf((float)r);
-    for (size_t i = 0; i < (size_t)T * r; i++) F[i] = sr * tanhf(out[0][i] * out[1][i] / sr);
+    tanh_of_product(F, out[0], out[1], (size_t)T * r, sr);
+    for (size_t i = 0; i < (size_t)T * r; i++) F[i] *= sr;
 }
 
 void sketch_net_backward(float *dX, float *dparams, float *dF, const float *X, int T, int hs, int r,
-                         const float *params, const float *work, float *tmp) {
+                         const float *params, float *work, float *tmp) {
     /* forward: f = sqrt(r) tanh(z), z = y1 o y2 / sqrt(r), y_t = level 2 of tower t */
     const int h8 = 8 * r;
     const float sr = sqrtf((float)r);
     float *dY[2] = {tmp, tmp + (size_t)T * r};
     float *dG = dY[1] + (size_t)T * r, *dL = dG + (size_t)T * h8, *G = dL + (size_t)T * (hs > r ? hs : r);
-    const float *y1 = level_ptr((float *)work, 0, 1, T, hs, r) + (size_t)T * (r + 2 + h8);
-    const float *y2 = level_ptr((float *)work, 1, 1, T, hs, r) + (size_t)T * (r + 2 + h8);
+    const float *y1 = level_ptr(work, 0, 1, T, hs, r) + (size_t)T * (r + 2 + h8);
+    const float *y2 = level_ptr(work, 1, 1, T, hs, r) + (size_t)T * (r + 2 + h8);
+    tanh_of_product(dY[0], y1, y2, (size_t)T * r, sr);
     for (size_t i = 0; i < (size_t)T * r; i++) {
-        float th = tanhf(y1[i] * y2[i] / sr), dz = dF[i] * sr * (1.0f - th * th);
+        float th = dY[0][i], dz = dF[i] * sr * (1.0f - th * th);
         dY[0][i] = dz * y2[i] / sr;
         dY[1][i] = dz * y1[i] / sr;
     }
@@ -122,13 +147,12 @@ void sketch_net_backward(float *dX, float *dparams, float *dF, const float *X, i
             int din = level_in(l, hs, r);
             const float *p = params + level_off(t, l, hs, r), *w1 = p + 2 * din, *w2 = w1 + (size_t)din * h8;
             float *dp = dparams + level_off(t, l, hs, r), *dw1 = dp + 2 * din, *dw2 = dw1 + (size_t)din * h8;
-            const float *L = level_ptr((float *)work, t, l, T, hs, r), *mean = L + (size_t)T * din, *rstd = mean + T;
-            const float *H = rstd + T;
-            const float *xin = l ? level_ptr((float *)work, t, 0, T, hs, r) + (size_t)T * (hs + 2 + h8) : X;
-            for (size_t i = 0; i < (size_t)T * h8; i++) G[i] = gelu1(H[i]);
+            float *L = level_ptr(work, t, l, T, hs, r), *mean = L + (size_t)T * din, *rstd = mean + T, *H = rstd + T;
+            const float *xin = l ? level_ptr(work, t, 0, T, hs, r) + (size_t)T * (hs + 2 + h8) : X;
+            gelu_sig(G, H, H, (size_t)T * h8); /* G = GELU(H); H becomes GELU'(H), read once below */
             sgemm(h8, r, T, G, h8, 1, dY[t], r, 0, dw2, r, 1);       /* dW2 += G^T dY */
             sgemm(T, h8, r, dY[t], r, 0, w2, r, 1, dG, h8, 0);       /* dG = dY W2^T */
-            for (size_t i = 0; i < (size_t)T * h8; i++) dG[i] *= gelu1_grad(H[i]);
+            for (size_t i = 0; i < (size_t)T * h8; i++) dG[i] *= H[i]; /* dH = GELU'(H) dG */
             sgemm(din, h8, T, L, din, 1, dG, h8, 0, dw1, h8, 1);    /* dW1 += L^T dH */
             sgemm(T, din, h8, dG, h8, 0, w1, h8, 1, dL, din, 0);    /* dL = dH W1^T */
             float *dxin = l ? dY[t] : dX; /* level 1's input gradient is level 0's output gradient */

@@ -26,9 +26,10 @@ size_t sketch_net_work(int T, int hs, int r);
  * scratch of sketch_net_tmp floats. */
 void sketch_net_forward(float *F, const float *X, int T, int hs, int r, const float *params, float *work,
                         float *tmp);
-/* dX [T x hs] += df/dX . dF; dparams += the weights' gradients. */
+/* dX [T x hs] += df/dX . dF; dparams += the weights' gradients. Overwrites
+ * work's pre-GELU values with their GELU derivative (work is spent). */
 void sketch_net_backward(float *dX, float *dparams, float *dF, const float *X, int T, int hs, int r,
-                         const float *params, const float *work, float *tmp);
+                         const float *params, float *work, float *tmp);
 size_t sketch_net_tmp(int T, int hs, int r);
 
 #endif

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One attention layer, forward + backward, H=12, d=64, B=1, 2 threads, for
 # T = 1k ... 64k: softmax, exact polynomial, PolySketch (r = 32 and 64,
-# b = 256, local exact on and off). Prints each ./train bench-attn line, then
+# b = 256, local exact on and off; the learned sketch at r = 32). Prints each ./train bench-attn line, then
 # a table of fwd+bwd ms with speed-ups over softmax and ms per 1k tokens.
 # MIN_T (default 1024), MAX_T (default 65536) and MAX_T_QUADRATIC (the O(T^2) kinds, default MAX_T)
 # shorten it; TORCH=1 adds PyTorch's exact attention (1k to 8k; 16k needs more than 24 GiB).
@@ -15,7 +15,8 @@ kinds=("attention=softmax" "attention=polynomial"
        "attention=polysketch sketch_size=32 attn_block=256 local_exact=1"
        "attention=polysketch sketch_size=32 attn_block=256 local_exact=0"
        "attention=polysketch sketch_size=64 attn_block=256 local_exact=1"
-       "attention=polysketch sketch_size=64 attn_block=256 local_exact=0")
+       "attention=polysketch sketch_size=64 attn_block=256 local_exact=0"
+       "attention=polysketch sketch=learned sketch_size=32 attn_block=256 local_exact=1")
 for ((T = ${MIN_T:-1024}; T <= max; T *= 2)); do
     for k in "${kinds[@]}"; do
         case $k in *polysketch*) ;; *) [ $T -le $maxq ] || continue ;; esac
