@@ -37,15 +37,15 @@ awk '{
     v[kind, T] = ms; r[kind, T] = rss; if (!(kind in seen)) { seen[kind] = 1; order[++nk] = kind } if (!(T in ts)) { ts[T] = 1; tl[++nt] = T }
 } END {
     for (i = 1; i <= nt; i++) for (j = i + 1; j <= nt; j++) if (tl[j] + 0 < tl[i] + 0) { x = tl[i]; tl[i] = tl[j]; tl[j] = x }
-    printf "%-40s", "fwd+bwd ms (x faster than softmax)"; for (j = 1; j <= nt; j++) printf "%18s", tl[j]; printf "\n";
-    for (i = 1; i <= nk; i++) { printf "%-40s", order[i];
+    printf "%-46s", "fwd+bwd ms (x faster than softmax)"; for (j = 1; j <= nt; j++) printf "%18s", tl[j]; printf "\n";
+    for (i = 1; i <= nk; i++) { printf "%-46s", order[i];
         for (j = 1; j <= nt; j++) { k = order[i]; T = tl[j];
             if ((k, T) in v) { s = ("softmax", T) in v ? sprintf("(%.1fx)", v["softmax", T] / v[k, T]) : ""; printf "%10.0f %7s", v[k, T], s }
             else printf "%18s", "-" } printf "\n" }
-    printf "\n%-36s", "ms per 1k tokens"; for (j = 1; j <= nt; j++) printf "%18s", tl[j]; printf "\n";
-    for (i = 1; i <= nk; i++) { printf "%-40s", order[i];
+    printf "\n%-42s", "ms per 1k tokens"; for (j = 1; j <= nt; j++) printf "%18s", tl[j]; printf "\n";
+    for (i = 1; i <= nk; i++) { printf "%-46s", order[i];
         for (j = 1; j <= nt; j++) { k = order[i]; T = tl[j]; if ((k, T) in v) printf "%18.1f", v[k, T] / T * 1024; else printf "%18s", "-" } printf "\n" }
-    printf "\n%-36s", "peak RSS MB"; for (j = 1; j <= nt; j++) printf "%18s", tl[j]; printf "\n";
-    for (i = 1; i <= nk; i++) { printf "%-40s", order[i];
+    printf "\n%-42s", "peak RSS MB"; for (j = 1; j <= nt; j++) printf "%18s", tl[j]; printf "\n";
+    for (i = 1; i <= nk; i++) { printf "%-46s", order[i];
         for (j = 1; j <= nt; j++) { k = order[i]; T = tl[j]; if ((k, T) in r) printf "%18.0f", r[k, T]; else printf "%18s", "-" } printf "\n" }
 }' "$log"

@@ -89,9 +89,9 @@ int gpt2_build(GPT2 *m, const GPT2Config *cfg, int B, int T, Err *e) {
 
     size_t BT = (size_t)B * T, C = (size_t)cfg->n_embd, total;
     GradScratch *d = &m->d;
-    float **dptrs[] = {&d->dres, &d->dC1, &d->dC2, &d->dqkv, &d->d4C1, &d->d4C2, &d->lse};
-    size_t dsizes[] = {BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C, BT * 4 * C, BT};
-    m->scratch_mem = carve(dptrs, dsizes, 7, &total);
+    float **dptrs[] = {&d->dres, &d->dC1, &d->dC2, &d->dqkv, &d->d4C, &d->lse};
+    size_t dsizes[] = {BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C, BT};
+    m->scratch_mem = carve(dptrs, dsizes, 6, &total);
     m->inputs = malloc(BT * sizeof *m->inputs);
     m->targets = malloc(BT * sizeof *m->targets);
     if (!m->params || !m->grads || !m->acts || !m->scratch_mem || !m->inputs || !m->targets) {
@@ -252,10 +252,10 @@ static void body_backward(GPT2 *m) {
             gelu_forward(fch_gelu, a->fch + 4 * lC, BT * 4 * C);
         }
         /* residual3 = residual2 + fcproj: dres flows to both */
-        matmul_backward(d->d4C1, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, d->dres,
+        matmul_backward(d->d4C, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, d->dres,
                         fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, c->bf16);
-        gelu_backward(d->d4C2, a->fch + 4 * lC, d->d4C1, BT * 4 * C);
-        matmul_backward(d->dC1, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, d->d4C2, ln2,
+        gelu_backward(d->d4C, a->fch + 4 * lC, d->d4C, BT * 4 * C); /* in place: element by element */
+        matmul_backward(d->dC1, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, d->d4C, ln2,
                         p->fcw + (size_t)l * 4 * C * C, BT, C, 4 * C, c->bf16);
         layernorm_backward(d->dres, g->ln2w + l * C, g->ln2b + l * C, d->dC1, a->residual2 + lC,
                            p->ln2w + l * C, a->ln2_mean + lB, a->ln2_rstd + lB, BT, C);

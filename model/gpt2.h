@@ -83,8 +83,7 @@ typedef struct {
     float *dC1;    /* [B, T, C] */
     float *dC2;    /* [B, T, C] */
     float *dqkv;   /* [B, T, 3C] */
-    float *d4C1;   /* [B, T, 4C] */
-    float *d4C2;   /* [B, T, 4C] */
+    float *d4C;    /* [B, T, 4C] */
     float *lse;    /* [B, T] */
 } GradScratch;
 

@@ -18,7 +18,7 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
 
 /* GELU, tanh approximation (GPT-2's). The backward overwrites dinp. */
 void gelu_forward(float *out, const float *inp, int n);
-void gelu_backward(float *dinp, const float *inp, const float *dout, int n);
+void gelu_backward(float *dinp, const float *inp, const float *dout, int n); /* dinp may be dout */
 
 void residual_forward(float *out, const float *a, const float *b, int n);
 
