@@ -199,10 +199,13 @@ static float head_loss(GPT2 *m, const int *targets, int BT, int grad, float dlos
         int n = BT - r0 < R ? BT - r0 : R;
         const float *x = a->lnf + (size_t)r0 * C;
         matmul_forward(a->logits, x, m->p.wte, NULL, n, C, V, c->bf16);
-        crossentropy_forward(a->losses + r0, d->lse + r0, a->logits, targets + r0, n, V);
         m->logits_from = r0;
-        if (!grad) continue;
-        crossentropy_backward(a->logits, a->logits, d->lse + r0, targets + r0, dloss_scale / (float)BT, n, V);
+        if (!grad) {
+            crossentropy_forward(a->losses + r0, d->lse + r0, a->logits, targets + r0, n, V);
+            continue;
+        }
+        crossentropy_forward_backward(a->losses + r0, d->lse + r0, a->logits, targets + r0, dloss_scale / (float)BT,
+                                      n, V);
         matmul_backward(d->dC1 + (size_t)r0 * C, m->g.wte, NULL, a->logits, x, m->p.wte, n, C, V, c->bf16);
     }
     double total = 0.0; /* in position order, whatever the chunks */

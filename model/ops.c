@@ -156,30 +156,48 @@ static float sum_exp(const float *l, int V, float mx) {
     return s;
 }
 
-float crossentropy_forward(float *losses, float *lse, const float *logits, const int *targets, int N, int V) {
-    #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *l = logits + (size_t)n * V;
-        float mx = row_max(l, V);
-        lse[n] = mx + logf(sum_exp(l, V, mx));
-        losses[n] = lse[n] - l[targets[n]];
-    }
+/* one row: its log-sum-exp into *lse, and the loss */
+static inline float ce_row(const float *l, int V, int target, float *lse) {
+    float mx = row_max(l, V);
+    *lse = mx + logf(sum_exp(l, V, mx));
+    return *lse - l[target];
+}
+
+/* one row's gradient, softmax(l) - onehot(target), times dloss (d may be l) */
+static inline void ce_row_grad(float *d, const float *l, int V, int target, float lse, float dloss) {
+    int v = 0;
+    for (; v + 16 <= V; v += 16) vf16_store(d + v, vf16_exp(vf16_load(l + v) - lse) * dloss);
+    for (; v < V; v++) d[v] = exp_fast(l[v] - lse) * dloss;
+    d[target] -= dloss;
+}
+
+static float mean_loss(const float *losses, int N) {
     double total = 0.0;
     for (int n = 0; n < N; n++) total += losses[n];
     return (float)(total / N);
+}
+
+float crossentropy_forward(float *losses, float *lse, const float *logits, const int *targets, int N, int V) {
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) losses[n] = ce_row(logits + (size_t)n * V, V, targets[n], lse + n);
+    return mean_loss(losses, N);
 }
 
 void crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int *targets,
                            float dloss, int N, int V) {
     /* forward: loss = lse - logits[target], lse = log sum exp(logits) */
     #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *l = logits + (size_t)n * V;
-        float *d = dlogits + (size_t)n * V;
-        float m = lse[n];
-        int v = 0;
-        for (; v + 16 <= V; v += 16) vf16_store(d + v, vf16_exp(vf16_load(l + v) - m) * dloss);
-        for (; v < V; v++) d[v] = exp_fast(l[v] - m) * dloss;
-        d[targets[n]] -= dloss;
+    for (int n = 0; n < N; n++)
+        ce_row_grad(dlogits + (size_t)n * V, logits + (size_t)n * V, V, targets[n], lse[n], dloss);
+}
+
+float crossentropy_forward_backward(float *losses, float *lse, float *logits, const int *targets, float dloss,
+                                    int N, int V) {
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) { /* the row still in cache for its gradient */
+        float *l = logits + (size_t)n * V;
+        losses[n] = ce_row(l, V, targets[n], lse + n);
+        ce_row_grad(l, l, V, targets[n], lse[n], dloss);
     }
+    return mean_loss(losses, N);
 }

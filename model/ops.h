@@ -29,5 +29,10 @@ float crossentropy_forward(float *losses, float *lse, const float *logits, const
  * the logits (logits and dlogits may be the same buffer). */
 void crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int *targets,
                            float dloss, int N, int V);
+/* Both, row by row (a row of 50257 logits is still in cache for its
+ * gradient, where two passes would read every row from memory twice):
+ * the same numbers, the gradient in place of the logits. */
+float crossentropy_forward_backward(float *losses, float *lse, float *logits, const int *targets, float dloss,
+                                    int N, int V);
 
 #endif
