@@ -92,3 +92,20 @@ void *big_alloc(size_t n) {
     if (p) madvise(p, bytes, MADV_HUGEPAGE);
     return p;
 }
+
+double mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return -1;
+    char line[128];
+    double kb = 0;
+    int found = 0;
+    while (fgets(line, sizeof line, f)) {
+        double v;
+        if (sscanf(line, "MemAvailable: %lf kB", &v) == 1 || sscanf(line, "SwapFree: %lf kB", &v) == 1) {
+            kb += v;
+            found++;
+        }
+    }
+    fclose(f);
+    return found ? kb * 1024 : -1;
+}

@@ -29,6 +29,10 @@ char *xstrdup(const char *s);
  * 2 MB on aligned to 2 MB and advised to use transparent huge pages. */
 void *big_alloc(size_t n);
 
+/* Bytes the kernel could still give this process: MemAvailable plus
+ * SwapFree from /proc/meminfo, or -1 when it cannot be read. */
+double mem_available(void);
+
 /* A growable array of strings (owned). */
 typedef struct {
     char **s;

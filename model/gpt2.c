@@ -46,6 +46,26 @@ static void act_sizes(const GPT2Config *c, int B, int T, size_t s[N_ACT_TENSORS]
     memcpy(s, sizes, sizeof sizes);
 }
 
+/* The backward's activation gradients, one layer's at a time (GradScratch) */
+#define N_SCRATCH 6
+static void scratch_sizes(const GPT2Config *c, int B, int T, size_t s[N_SCRATCH]) {
+    size_t BT = (size_t)B * T, C = (size_t)c->n_embd;
+    size_t sizes[N_SCRATCH] = {BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C, BT};
+    memcpy(s, sizes, sizeof sizes);
+}
+
+size_t gpt2_floats(const GPT2Config *cfg, int B, int T, size_t *n_params) {
+    size_t p[N_PARAM_TENSORS], a[N_ACT_TENSORS], d[N_SCRATCH], np = 0, n = 0;
+    param_sizes(cfg, p);
+    act_sizes(cfg, B, T, a);
+    scratch_sizes(cfg, B, T, d);
+    for (int i = 0; i < N_PARAM_TENSORS; i++) np += p[i];
+    for (int i = 0; i < N_ACT_TENSORS; i++) n += a[i];
+    for (int i = 0; i < N_SCRATCH; i++) n += d[i];
+    if (n_params) *n_params = np;
+    return 2 * np + n;
+}
+
 /* Cuts one allocation into the tensors named by an array of pointers. */
 static float *carve(float **ptrs[], const size_t *sizes, int n, size_t *total) {
     *total = 0;
@@ -87,11 +107,11 @@ int gpt2_build(GPT2 *m, const GPT2Config *cfg, int B, int T, Err *e) {
     act_sizes(cfg, B, T, m->act_sizes);
     m->acts = carve(aptrs, m->act_sizes, N_ACT_TENSORS, &m->n_acts);
 
-    size_t BT = (size_t)B * T, C = (size_t)cfg->n_embd, total;
+    size_t BT = (size_t)B * T, total, dsizes[N_SCRATCH];
     GradScratch *d = &m->d;
-    float **dptrs[] = {&d->dres, &d->dC1, &d->dC2, &d->dqkv, &d->d4C, &d->lse};
-    size_t dsizes[] = {BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C, BT};
-    m->scratch_mem = carve(dptrs, dsizes, 6, &total);
+    float **dptrs[N_SCRATCH] = {&d->dres, &d->dC1, &d->dC2, &d->dqkv, &d->d4C, &d->lse};
+    scratch_sizes(cfg, B, T, dsizes);
+    m->scratch_mem = carve(dptrs, dsizes, N_SCRATCH, &total);
     m->inputs = malloc(BT * sizeof *m->inputs);
     m->targets = malloc(BT * sizeof *m->targets);
     if (!m->params || !m->grads || !m->acts || !m->scratch_mem || !m->inputs || !m->targets) {

@@ -106,6 +106,10 @@ typedef struct {
 /* Fills cfg->attn from the model shape; the attention keys are set by the caller. */
 void gpt2_config_finish(GPT2Config *cfg);
 
+/* Floats gpt2_build allocates for parameters, gradients, activations and
+ * their gradients at B x T; n_params (if given) gets the parameters'. */
+size_t gpt2_floats(const GPT2Config *cfg, int B, int T, size_t *n_params);
+
 /* Allocates parameters, gradients and activations for batches up to B x T. */
 int gpt2_build(GPT2 *m, const GPT2Config *cfg, int B, int T, Err *e);
 void gpt2_free(GPT2 *m);

@@ -158,6 +158,30 @@ static int dir_is_empty(const char *path) {
     return empty;
 }
 
+/* Bytes of the run's large arrays: the model's (gpt2_floats) and AdamW's
+ * two moments. */
+static double run_bytes(const Config *c, const GPT2Config *g) {
+    size_t np;
+    size_t n = gpt2_floats(g, c->batch_size, c->seq_len, &np);
+    return ((double)n + 2.0 * (double)np) * sizeof(float);
+}
+
+/* Refuses a run that cannot fit before allocating it: with overcommit the
+ * allocation succeeds and the kernel kills the process at first touch,
+ * minutes in and without a word. */
+static int check_memory(const Config *c, const GPT2Config *g, Err *e) {
+    double need = run_bytes(c, g), avail = mem_available();
+    if (avail < 0 || need <= avail) return 0;
+    char hint[96] = "";
+    GPT2Config lean = *g;
+    lean.recompute = 1;
+    if (!g->recompute)
+        snprintf(hint, sizeof hint, ", or set recompute=1 (%.1f GB)", run_bytes(c, &lean) / 1e9);
+    return err_set(e, "batch_size %d x seq_len %d needs %.1f GB for parameters, gradients, AdamW's moments and "
+                      "activations, but %.1f GB of memory and swap are available: lower batch_size or seq_len%s",
+                   c->batch_size, c->seq_len, need / 1e9, avail / 1e9, hint);
+}
+
 /* Compares the checkpoint's config with ours: fixed keys must be equal;
  * other changes are printed. */
 static int compare_configs(const Config *saved, const Config *now, const char *dir, Err *e) {
@@ -223,7 +247,7 @@ static int setup(Run *r, Err *e) {
     GPT2Config g;
     if (trainer_model_config(c, &g, e)) return -1;
     if (c->dump_step[0]) g.head_rows = 0; /* the dump holds every position's logits */
-    if (gpt2_build(&r->model, &g, c->batch_size, c->seq_len, e)) return -1;
+    if (check_memory(c, &g, e) || gpt2_build(&r->model, &g, c->batch_size, c->seq_len, e)) return -1;
     if (loader_open(&r->train, "train_data", c->train_data, c->batch_size, c->seq_len, c->shuffle, (uint64_t)c->seed,
                     c->vocab_size, e))
         return -1;

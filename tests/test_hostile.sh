@@ -46,6 +46,9 @@ expect_error odd_degree "degree: 3 is odd" $TRAIN "$C" attention=polynomial degr
 expect_error unknown_attention "attention: 'flash' is not one of softmax|polynomial|polysketch" $TRAIN "$C" attention=flash
 expect_error block_divides_seq_len "attn_block (48) must divide seq_len (32)" $TRAIN "$C" attention=polysketch attn_block=48
 expect_error min_lr_above_lr "min_lr (0.1) must be at most lr" $TRAIN "$C" lr=0.01 min_lr=0.1
+# more memory than the machine has: refused before allocating (with
+# overcommit the kernel would kill it at first touch, without a message)
+expect_error run_too_big_for_memory "batch_size 1000000 x seq_len 32 needs" $TRAIN "$C" batch_size=1000000 n_layer=200
 
 # --- missing files ------------------------------------------------------------
 expect_error missing_train_data "train_data: no files match \"$T/nope_*.bin\"" $TRAIN "$C" train_data="$T/nope_*.bin"
