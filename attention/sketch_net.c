@@ -7,7 +7,6 @@
 #include "../model/matmul.h"
 #include "lnorm.h"
 
-
 static int level_in(int l, int hs, int r) { return l ? r : hs; }
 
 /* Parameters of tower t, level l: ln gain, ln bias [in], w1 [in x 8r], w2 [8r x r] */
