@@ -93,19 +93,93 @@ void *big_alloc(size_t n) {
     return p;
 }
 
-double mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
+/* The number on the first line of dir/name, or -1 if there is none (a
+ * missing file, or "max"). */
+static double read_number(const char *dir, const char *name) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
     if (!f) return -1;
-    char line[128];
-    double kb = 0;
-    int found = 0;
-    while (fgets(line, sizeof line, f)) {
-        double v;
-        if (sscanf(line, "MemAvailable: %lf kB", &v) == 1 || sscanf(line, "SwapFree: %lf kB", &v) == 1) {
-            kb += v;
-            found++;
+    double v;
+    int ok = fscanf(f, "%lf", &v) == 1;
+    fclose(f);
+    return ok ? v : -1;
+}
+
+/* The value of `key` in dir/memory.stat, 0 if absent. */
+static double stat_number(const char *dir, const char *key) {
+    char path[4200], line[256];
+    snprintf(path, sizeof path, "%s/memory.stat", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    double v = 0;
+    size_t n = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, n) == 0 && line[n] == ' ') {
+            v = strtod(line + n + 1, NULL);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+double cgroup_headroom(const char *proc_cgroup, const char *sys_root) {
+    FILE *f = fopen(proc_cgroup, "r");
+    if (!f) return -1;
+    char line[2048], dir[4096];
+    double best = -1;
+    while (fgets(line, sizeof line, f)) { /* "id:controllers:path" */
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2 || c2[1] != '/') continue;
+        *c2 = 0;
+        char *ctl = c1 + 1, *path = c2 + 1;
+        path[strcspn(path, "\n")] = 0;
+        int v2 = *ctl == 0, memory = 0;
+        for (char *t = strtok(ctl, ","); t; t = strtok(NULL, ",")) memory |= strcmp(t, "memory") == 0;
+        if (!v2 && !memory) continue;
+        /* The cgroup and each ancestor: a limit may sit higher up, and
+         * inside a container without a cgroup namespace the listed path
+         * does not exist but the container's own cgroup is the root. */
+        for (;;) {
+            snprintf(dir, sizeof dir, "%s%s%s", sys_root, v2 ? "" : "/memory", path);
+            double limit = read_number(dir, v2 ? "memory.max" : "memory.limit_in_bytes");
+            double usage = read_number(dir, v2 ? "memory.current" : "memory.usage_in_bytes");
+            if (limit >= 0 && limit < 1e18 && usage >= 0) { /* v1 writes "no limit" as ~2^63 */
+                double h = limit - usage + stat_number(dir, v2 ? "inactive_file" : "total_inactive_file");
+                if (h < 0) h = 0;
+                if (best < 0 || h < best) best = h;
+            }
+            char *slash = strrchr(path, '/');
+            if (slash == path && path[1] == 0) break;
+            slash[slash == path] = 0; /* "/a/b" -> "/a", "/a" -> "/" */
         }
     }
     fclose(f);
-    return found ? kb * 1024 : -1;
+    return best;
+}
+
+double mem_available(const char **source) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    double avail = -1;
+    if (f) {
+        char line[128];
+        double kb = 0;
+        int found = 0;
+        while (fgets(line, sizeof line, f)) {
+            double v;
+            if (sscanf(line, "MemAvailable: %lf kB", &v) == 1 || sscanf(line, "SwapFree: %lf kB", &v) == 1) {
+                kb += v;
+                found++;
+            }
+        }
+        fclose(f);
+        if (found) avail = kb * 1024;
+    }
+    if (source) *source = "of memory and swap are available";
+    double cg = cgroup_headroom("/proc/self/cgroup", "/sys/fs/cgroup");
+    if (cg >= 0 && (avail < 0 || cg < avail)) {
+        avail = cg;
+        if (source) *source = "are left under this process's cgroup memory limit";
+    }
+    return avail;
 }

@@ -30,8 +30,19 @@ char *xstrdup(const char *s);
 void *big_alloc(size_t n);
 
 /* Bytes the kernel could still give this process: MemAvailable plus
- * SwapFree from /proc/meminfo, or -1 when it cannot be read. */
-double mem_available(void);
+ * SwapFree from /proc/meminfo, or less where a cgroup's memory limit
+ * (a container's, a systemd unit's) leaves less; -1 when none can be read.
+ * *source (if not NULL) gets words for which applied, to follow
+ * "N GB ...": "of memory and swap are available" or "are left under
+ * this process's cgroup memory limit". */
+double mem_available(const char **source);
+
+/* Headroom under the memory limits of the cgroups named in the file
+ * proc_cgroup (/proc/self/cgroup's format; v1 "memory" and v2 lines),
+ * their files under sys_root (/sys/fs/cgroup): the least over the cgroup
+ * and its ancestors of limit - usage + inactive page cache (reclaimable).
+ * Swap beyond the limit is not counted. -1 if no limit is set. */
+double cgroup_headroom(const char *proc_cgroup, const char *sys_root);
 
 /* A growable array of strings (owned). */
 typedef struct {

@@ -170,7 +170,8 @@ static double run_bytes(const Config *c, const GPT2Config *g) {
  * allocation succeeds and the kernel kills the process at first touch,
  * minutes in and without a word. */
 static int check_memory(const Config *c, const GPT2Config *g, Err *e) {
-    double need = run_bytes(c, g), avail = mem_available();
+    const char *source;
+    double need = run_bytes(c, g), avail = mem_available(&source);
     if (avail < 0 || need <= avail) return 0;
     char hint[96] = "";
     GPT2Config lean = *g;
@@ -178,8 +179,8 @@ static int check_memory(const Config *c, const GPT2Config *g, Err *e) {
     if (!g->recompute)
         snprintf(hint, sizeof hint, ", or set recompute=1 (%.1f GB)", run_bytes(c, &lean) / 1e9);
     return err_set(e, "batch_size %d x seq_len %d needs %.1f GB for parameters, gradients, AdamW's moments and "
-                      "activations, but %.1f GB of memory and swap are available: lower batch_size or seq_len%s",
-                   c->batch_size, c->seq_len, need / 1e9, avail / 1e9, hint);
+                      "activations, but %.1f GB %s: lower batch_size or seq_len%s",
+                   c->batch_size, c->seq_len, need / 1e9, avail / 1e9, source, hint);
 }
 
 /* Compares the checkpoint's config with ours: fixed keys must be equal;

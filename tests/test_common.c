@@ -1,0 +1,88 @@
+/* Tests of the shared helpers in common/: the cgroup memory headroom that
+ * the trainer's memory check reads, on fake /proc/self/cgroup files and
+ * /sys/fs/cgroup trees (v1 and v2) built in a temporary directory. */
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/err.h"
+#include "test.h"
+
+static char root[] = "/tmp/test_common_XXXXXX";
+
+/* Writes text to root/rel, making its directories. */
+static void put(const char *rel, const char *text) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    for (char *p = path + strlen(root) + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = 0;
+        mkdir(path, 0755);
+        *p = '/';
+    }
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+/* headroom for the cgroup file root/name with the tree under root/sys */
+static double headroom(const char *name) {
+    char proc[4096], sys[4096];
+    snprintf(proc, sizeof proc, "%s/%s", root, name);
+    snprintf(sys, sizeof sys, "%s/sys", root);
+    return cgroup_headroom(proc, sys);
+}
+
+static void test_cgroup_headroom(void) {
+    /* v2: the limit sits on the parent; the child has none ("max"). The
+     * parent's inactive page cache counts as free: limit - usage + cache. */
+    put("v2", "0::/a/b\n");
+    put("sys/a/memory.max", "1000000000\n");
+    put("sys/a/memory.current", "600000000\n");
+    put("sys/a/memory.stat", "anon 400000000\nfile 200000000\ninactive_file 100000000\n");
+    put("sys/a/b/memory.max", "max\n");
+    put("sys/a/b/memory.current", "300000000\n");
+    double h = headroom("v2");
+    CHECK(h == 500e6, "v2 headroom %.0f, expected 500000000", h);
+
+    /* a tighter limit lower down wins */
+    put("sys/a/b/memory.max", "400000000\n");
+    h = headroom("v2");
+    CHECK(h == 100e6, "v2 headroom %.0f, expected 100000000", h);
+
+    /* usage above the limit (cache not yet reclaimed) is no headroom, not a negative one */
+    put("sys/a/b/memory.current", "900000000\n");
+    h = headroom("v2");
+    CHECK(h == 0, "v2 headroom %.0f, expected 0", h);
+
+    /* v1: other controllers ignored; "no limit" (~2^63) on the listed
+     * cgroup; a container's view where the listed path does not exist and
+     * the limit is at the root of the memory hierarchy. */
+    put("v1", "5:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n0::/\n");
+    put("sys/memory/memory.limit_in_bytes", "2000000000\n");
+    put("sys/memory/memory.usage_in_bytes", "700000000\n");
+    put("sys/memory/memory.stat", "cache 300000000\ninactive_file 1\ntotal_inactive_file 200000000\n");
+    h = headroom("v1");
+    CHECK(h == 1500e6, "v1 headroom %.0f, expected 1500000000", h);
+    put("sys/memory/docker/abc/memory.limit_in_bytes", "9223372036854771712\n");
+    put("sys/memory/docker/abc/memory.usage_in_bytes", "100\n");
+    h = headroom("v1");
+    CHECK(h == 1500e6, "v1 headroom with an unlimited child %.0f, expected 1500000000", h);
+
+    /* no limit anywhere, or no file at all: -1 */
+    put("none", "0::/\n");
+    CHECK(headroom("none") == -1, "no limit gave %.0f", headroom("none"));
+    CHECK(headroom("missing") == -1, "a missing cgroup file gave %.0f", headroom("missing"));
+
+    /* this machine's own answer is either no limit or a plausible number */
+    const char *source = NULL;
+    double avail = mem_available(&source);
+    CHECK(avail > 0 && source != NULL, "mem_available %.0f", avail);
+}
+
+int main(void) {
+    if (!mkdtemp(root)) return 1;
+    RUN(test_cgroup_headroom);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    return system(cmd) != 0;
+}
