@@ -47,6 +47,11 @@ cols() { cut -d, -f1-5 "$1"; }
 if cmp -s <(cols "$csv") <(cols "$T/run2/metrics.csv") && ! cmp -s <(cols "$csv") <(cols "$T/run3/metrics.csv"); then
     pass same_seed_same_losses
 else fail same_seed_same_losses "metrics differ between identical runs, or not between seeds"; fi
+if command -v gnuplot >/dev/null; then
+    scripts/plot.sh --compare "$T/cmp.png" "$T/run" "$T/run3" >/dev/null 2>"$T/plot.err" &&
+        [ "$(head -c 4 "$T/cmp.png" | od -An -c | tr -d ' ')" = "211PNG" ] &&
+        pass plot_compares_runs || fail plot_compares_runs "$(cat "$T/plot.err")"
+fi
 
 # dump_step: loss, logits and gradients under HF names
 $TRAIN "$T/tiny.cfg" max_steps=1 eval_interval=0 dump_step="$T/dump.safetensors" out_dir="$T/run4" >"$T/log4" 2>&1
