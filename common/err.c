@@ -145,7 +145,11 @@ double cgroup_headroom(const char *proc_cgroup, const char *sys_root) {
             double limit = read_number(dir, v2 ? "memory.max" : "memory.limit_in_bytes");
             double usage = read_number(dir, v2 ? "memory.current" : "memory.usage_in_bytes");
             if (limit >= 0 && limit < 1e18 && usage >= 0) { /* v1 writes "no limit" as ~2^63 */
-                double h = limit - usage + stat_number(dir, v2 ? "inactive_file" : "total_inactive_file");
+                /* page cache is reclaimed before anything is killed, but
+                 * not tmpfs and shared memory, which it includes */
+                double cache = v2 ? stat_number(dir, "file") - stat_number(dir, "shmem")
+                                  : stat_number(dir, "total_cache") - stat_number(dir, "total_shmem");
+                double h = limit - usage + cache;
                 if (h < 0) h = 0;
                 if (best < 0 || h < best) best = h;
             }

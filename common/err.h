@@ -40,7 +40,8 @@ double mem_available(const char **source);
 /* Headroom under the memory limits of the cgroups named in the file
  * proc_cgroup (/proc/self/cgroup's format; v1 "memory" and v2 lines),
  * their files under sys_root (/sys/fs/cgroup): the least over the cgroup
- * and its ancestors of limit - usage + inactive page cache (reclaimable).
+ * and its ancestors of limit - usage + page cache other than tmpfs and
+ * shared memory (what the kernel reclaims before it kills).
  * Swap beyond the limit is not counted. -1 if no limit is set. */
 double cgroup_headroom(const char *proc_cgroup, const char *sys_root);
 

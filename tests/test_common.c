@@ -34,11 +34,12 @@ static double headroom(const char *name) {
 
 static void test_cgroup_headroom(void) {
     /* v2: the limit sits on the parent; the child has none ("max"). The
-     * parent's inactive page cache counts as free: limit - usage + cache. */
+     * parent's page cache other than shared memory counts as free:
+     * limit - usage + file - shmem. */
     put("v2", "0::/a/b\n");
     put("sys/a/memory.max", "1000000000\n");
     put("sys/a/memory.current", "600000000\n");
-    put("sys/a/memory.stat", "anon 400000000\nfile 200000000\ninactive_file 100000000\n");
+    put("sys/a/memory.stat", "anon 400000000\nfile_mapped 5\nfile 200000000\nshmem 100000000\n");
     put("sys/a/b/memory.max", "max\n");
     put("sys/a/b/memory.current", "300000000\n");
     double h = headroom("v2");
@@ -60,7 +61,7 @@ static void test_cgroup_headroom(void) {
     put("v1", "5:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n0::/\n");
     put("sys/memory/memory.limit_in_bytes", "2000000000\n");
     put("sys/memory/memory.usage_in_bytes", "700000000\n");
-    put("sys/memory/memory.stat", "cache 300000000\ninactive_file 1\ntotal_inactive_file 200000000\n");
+    put("sys/memory/memory.stat", "cache 1\nshmem 2\ntotal_cache 300000000\ntotal_shmem 100000000\n");
     h = headroom("v1");
     CHECK(h == 1500e6, "v1 headroom %.0f, expected 1500000000", h);
     put("sys/memory/docker/abc/memory.limit_in_bytes", "9223372036854771712\n");
