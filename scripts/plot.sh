@@ -23,6 +23,12 @@ for dir in "${dirs[@]}"; do
     head -1 "$csv" | grep -q '^step,loss,val_loss,lr' || { echo "plot: $csv: unexpected header" >&2; exit 1; }
 done
 command -v gnuplot >/dev/null || { echo "plot: gnuplot not found: run scripts/setup.sh (or apt-get install gnuplot-nox)" >&2; exit 1; }
+common="set terminal pngcairo size 1000,600 noenhanced
+set output \"$png\"
+set datafile separator \",\"
+set xlabel \"step\"
+set ylabel \"loss (nats)\"
+set grid"
 if [ $compare = 1 ]; then
     # rows without a validation loss are left out, so each curve joins its
     # evals; so is step 0's (ln V for every run), which would flatten the rest
@@ -35,29 +41,19 @@ if [ $compare = 1 ]; then
         plots+="${plots:+, }\"$tmp/$i.csv\" using 1:3 with linespoints pt 7 ps 0.8 lw 2 title \"$(basename "$dir")\""
     done
     gnuplot <<GP
-set terminal pngcairo size 1000,600 noenhanced
-set output "$png"
-set datafile separator ","
+$common
 set title "validation loss"
-set xlabel "step"
-set ylabel "loss (nats)"
-set grid
 plot $plots
 GP
 else
     csv="${dirs[0]}/metrics.csv"
     gnuplot <<GP
-set terminal pngcairo size 1000,600 noenhanced
-set output "$png"
-set datafile separator ","
+$common
 set key autotitle columnhead
 set title "${dirs[0]}"
-set xlabel "step"
-set ylabel "loss (nats)"
 set y2label "learning rate"
 set y2tics
 set ytics nomirror
-set grid
 plot "$csv" using 1:2 with lines lw 1.5 title "train loss", \
      "" using 1:3 with linespoints pt 7 ps 0.8 lw 2 title "val loss", \
      "" using 1:4 axes x1y2 with lines dt 2 title "lr"
