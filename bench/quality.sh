@@ -12,8 +12,9 @@
 # (default 300), EVAL (eval_interval, default 50), SEQ (default 1024),
 # BATCH (default 2048 / SEQ), MODEL (extra key=value words), OUT (default
 # runs/quality; each kind's run goes to OUT/name, a finished one is reused).
-# Each evaluation reads 30,720 tokens (Moby-Dick's validation split has
-# 32k): eval_steps = 30720 / (BATCH x SEQ), at least 1.
+# Each evaluation reads EVAL_TOKENS tokens (default 30,720: Moby-Dick's
+# validation split has 32k): eval_steps = EVAL_TOKENS / (BATCH x SEQ), at
+# least 1. TRAIN: the binary (default ./train).
 # Needs: make, shards/moby (README, first command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,13 +23,15 @@ eval=${EVAL:-50}
 seq=${SEQ:-1024}
 batch=${BATCH:-$((2048 / seq > 0 ? 2048 / seq : 1))}
 out=${OUT:-runs/quality}
-eval_steps=$((30720 / (batch * seq) > 0 ? 30720 / (batch * seq) : 1))
+eval_tokens=${EVAL_TOKENS:-30720}
+eval_steps=$((eval_tokens / (batch * seq) > 0 ? eval_tokens / (batch * seq) : 1))
+train=${TRAIN:-./train}
 kinds=${KINDS:-"softmax:attention=softmax
 polynomial:attention=polynomial
 polysketch_r32_local:attention=polysketch,sketch_size=32,local_exact=1
 polysketch_r32:attention=polysketch,sketch_size=32,local_exact=0
 polysketch_learned_r32_local:attention=polysketch,sketch=learned,sketch_size=32,local_exact=1"}
-[ -x ./train ] || { echo "quality: ./train not built: run make" >&2; exit 1; }
+[ -x "$train" ] || { echo "quality: $train not built: run make" >&2; exit 1; }
 mkdir -p "$out"
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo "model: config/default.cfg ${MODEL:-} seq_len=$seq batch_size=$batch max_steps=$steps eval_steps=$eval_steps, 2 threads"
@@ -39,7 +42,7 @@ for k in $kinds; do
     dir="$out/$name"
     dirs+=("$dir")
     # resume=auto: a finished run is reused, an interrupted one goes on
-    OMP_NUM_THREADS=2 ./train config/default.cfg ${MODEL:-} ${keys//,/ } seq_len="$seq" block_size="$seq" \
+    OMP_NUM_THREADS=2 "$train" config/default.cfg ${MODEL:-} ${keys//,/ } seq_len="$seq" block_size="$seq" \
         batch_size="$batch" max_steps="$steps" eval_interval="$eval" eval_steps="$eval_steps" sample_tokens=0 \
         out_dir="$dir" resume=auto >"$dir.log" 2>&1 || { echo "quality: $name failed, see $dir.log" >&2; exit 1; }
 done

@@ -53,6 +53,19 @@ if command -v gnuplot >/dev/null; then
         pass plot_compares_runs || fail plot_compares_runs "$(cat "$T/plot.err")"
 fi
 
+# bench/quality.sh: each kind trained on the same data, a row of validation
+# losses each, the first kind's difference from itself zero, a plot of both
+STEPS=4 EVAL=2 SEQ=32 BATCH=4 EVAL_TOKENS=256 OUT="$T/q" TRAIN="$TRAIN" \
+    KINDS="softmax:attention=softmax polysketch:attention=polysketch,sketch_size=8,attn_block=16" \
+    MODEL="n_layer=1 n_head=2 n_embd=32 warmup_steps=1 train_data=$T/data/train_*.bin val_data=$T/data/val_*.bin" \
+    bench/quality.sh >"$T/q.out" 2>&1
+num='[0-9]+\.[0-9]{4}'
+if grep -qE "^softmax +$num +$num +$num +\+0\.0000 +[0-9]+$" "$T/q.out" &&
+   grep -qE "^polysketch +$num +$num +$num +[+-]$num +[0-9]+$" "$T/q.out" &&
+   grep -q "eval_steps=2," "$T/q.out" && { ! command -v gnuplot >/dev/null || [ -s "$T/q/val_loss.png" ]; }; then
+    pass quality_compares_kinds
+else fail quality_compares_kinds "$(cat "$T/q.out")"; fi
+
 # dump_step: loss, logits and gradients under HF names
 $TRAIN "$T/tiny.cfg" max_steps=1 eval_interval=0 dump_step="$T/dump.safetensors" out_dir="$T/run4" >"$T/log4" 2>&1
 hl=$(od -An -t u8 -N 8 "$T/dump.safetensors" 2>/dev/null | tr -d ' ')
