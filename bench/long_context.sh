@@ -14,7 +14,7 @@ kinds=${KINDS:-"softmax:attention=softmax polynomial:attention=polynomial
 polysketch_r32_local:attention=polysketch,sketch_size=32,local_exact=1
 polysketch_r32:attention=polysketch,sketch_size=32,local_exact=0"}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+source bench/lib.sh
 printf '%-22s %7s %10s %9s %8s %9s\n' kind T ms/step tok/s x_softmax rss_MB
 for T in $ts; do
     base=""

@@ -33,7 +33,7 @@ polysketch_r32:attention=polysketch,sketch_size=32,local_exact=0
 polysketch_learned_r32_local:attention=polysketch,sketch=learned,sketch_size=32,local_exact=1"}
 [ -x "$train" ] || { echo "quality: $train not built: run make" >&2; exit 1; }
 mkdir -p "$out"
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+source bench/lib.sh
 echo "model: config/default.cfg ${MODEL:-} seq_len=$seq batch_size=$batch max_steps=$steps eval_steps=$eval_steps, 2 threads"
 dirs=()
 for k in $kinds; do

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 steps=${STEPS:-10}
 shapes=${SHAPES:-"12,12,768,4,64 4,4,256,8,256 4,4,256,1,2048"}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+source bench/lib.sh
 for s in $shapes; do
     IFS=, read -r L H C B T <<<"$s"
     echo "== L=$L H=$H C=$C B=$B T=$T, 2 threads"
