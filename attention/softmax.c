@@ -20,16 +20,29 @@ static size_t softmax_n_saved(const AttnConfig *a, int B, int T) { return (size_
 static void softmax_init(const AttnConfig *a, float *params, Rng *r) {}
 
 /* Row i of a score tile: keys j < n are visible. Turns scores into
- * exp(s - mx) in place (0 where masked) and returns their sum. */
-static inline float exp_row(float *s, int n, float mx) {
+ * exp(s - mx) in place (0 where masked) and returns their sum by lanes. */
+static inline vf16 exp_row(float *s, int n, float mx) {
     vf16 sum = {0};
     for (int j = 0; j < TILE; j += 16) {
         vf16 p = j < n ? tile_mask(vf16_exp(vf16_load(s + j) - mx), j, n) : (vf16){0};
         vf16_store(s + j, p);
         sum += p;
     }
-    return tile_lanes_sum(sum);
+    return sum;
 }
+
+/* The same row's largest visible score, by lanes (-inf where none). */
+static inline vf16 max_row(const float *s, int n) {
+    const vi16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    vf16 m = vf16_splat(-INFINITY);
+    for (int j = 0; j < TILE && j < n; j += 16) {
+        vf16 x = vf16_select(iota + j < n, vf16_load(s + j), m);
+        m = vf16_select(x > m, x, m);
+    }
+    return m;
+}
+
+#define GROUP 16 /* query rows the forward takes through a key tile together (tile_reduce16) */
 
 static void softmax_forward(const AttnConfig *a, const float *params, const float *qkv, float *out,
                             float *saved, int B, int T) {
@@ -42,10 +55,9 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
         const float *q = qkv + attn_qkv_at(a, b, h, T), *k = q + C, *v = q + 2 * C;
         float *o = out + attn_out_at(a, b, h, T), *L = saved + (size_t)bh * T;
         int Tp = (T + TILE - 1) / TILE * TILE;
-        float *Q = tile_scratch((size_t)TILE * (2 * hp + TILE + 4) + 2 * (size_t)Tp * hp);
+        float *Q = tile_scratch((size_t)TILE * (2 * hp + TILE + 2) + 2 * (size_t)Tp * hp);
         float *O = Q + TILE * hp, *S = O + TILE * hp, *m = S + TILE * TILE, *l = m + TILE;
-        float *mnew = l + TILE, *corr = mnew + TILE;
-        float *Kt = corr + TILE, *V = Kt + (size_t)Tp * hp; /* the head's keys (transposed tiles) and values */
+        float *Kt = l + TILE, *V = Kt + (size_t)Tp * hp; /* the head's keys (transposed tiles) and values */
         head_load(V, NULL, v, C3, T, hs, hp);
         head_load(NULL, Kt, k, C3, T, hs, hp);
         for (int q0 = 0; q0 < T; q0 += TILE) {
@@ -54,27 +66,35 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
             for (int i = 0; i < nq * hp; i++) Q[i] *= scale;
             memset(O, 0, (size_t)TILE * hp * sizeof *O);
             for (int i = 0; i < TILE; i++) {
-                m[i] = mnew[i] = -INFINITY;
+                m[i] = -INFINITY;
                 l[i] = 0.0f;
             }
             for (int k0 = 0; k0 < q0 + nq; k0 += TILE) {
                 int nk = q0 + nq - k0 < TILE ? q0 + nq - k0 : TILE;
-                tile_mm(S, TILE, Q, hp, 1, Kt + (size_t)k0 * hp, TILE, nq, hs, TILE, 0); /* s_ij = scale q_i . k_j */
-                for (int i = 0; i < nq; i++) { /* the rows' new maxima, then their corrections 16 at a time */
-                    int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk; /* causal: j <= i */
-                    float mx = row_max(S + (size_t)i * TILE, n);
-                    mnew[i] = mx > m[i] ? mx : m[i];
+                /* GROUP rows at a time: their scores, maxima, exponentials and
+                 * output update while the rows are in L1 */
+                for (int r0 = 0; r0 < nq; r0 += GROUP) {
+                    int nr = nq - r0 < GROUP ? nq - r0 : GROUP;
+                    float *Sr = S + (size_t)r0 * TILE, *Or = O + (size_t)r0 * hp;
+                    tile_mm(Sr, TILE, Q + (size_t)r0 * hp, hp, 1, Kt + (size_t)k0 * hp, TILE, nr, hs, TILE, 0); /* s_ij = scale q_i . k_j */
+                    /* the rows' maxima, then their exponentials and sums, reduced 16 rows at a time */
+                    vf16 part[GROUP];
+                    int n[GROUP];
+                    for (int i = 0; i < GROUP; i++) {
+                        n[i] = q0 + r0 + i - k0 + 1 < nk ? q0 + r0 + i - k0 + 1 : nk; /* causal: j <= i */
+                        part[i] = i < nr ? max_row(Sr + (size_t)i * TILE, n[i]) : vf16_splat(-INFINITY);
+                    }
+                    vf16 mold = vf16_load(m + r0), mx = tile_reduce16(part, 1);
+                    vf16 mnew = vf16_select(mx > mold, mx, mold), corr = vf16_exp(mold - mnew);
+                    for (int i = 0; i < GROUP; i++) {
+                        part[i] = i < nr ? exp_row(Sr + (size_t)i * TILE, n[i], mnew[i]) : (vf16){0};
+                        if (i < nr && corr[i] != 1.0f)
+                            for (int d = 0; d < hp; d++) Or[(size_t)i * hp + d] *= corr[i];
+                    }
+                    vf16_store(l + r0, vf16_load(l + r0) * corr + tile_reduce16(part, 0));
+                    vf16_store(m + r0, mnew);
+                    tile_mm(Or, hp, Sr, TILE, 1, V + (size_t)k0 * hp, hp, nr, nk, hp, 1); /* o_i += sum_j p_ij v_j */
                 }
-                for (int i = 0; i < nq; i += 16)
-                    vf16_store(corr + i, vf16_exp(vf16_load(m + i) - vf16_load(mnew + i)));
-                for (int i = 0; i < nq; i++) {
-                    int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk;
-                    l[i] = l[i] * corr[i] + exp_row(S + (size_t)i * TILE, n, mnew[i]);
-                    m[i] = mnew[i];
-                    if (corr[i] != 1.0f)
-                        for (int d = 0; d < hp; d++) O[(size_t)i * hp + d] *= corr[i];
-                }
-                tile_mm(O, hp, S, TILE, 1, V + (size_t)k0 * hp, hp, nq, nk, hp, 1); /* o_i += sum_j p_ij v_j */
             }
             for (int i = 0; i < nq; i++) {
                 float inv = 1.0f / l[i];

@@ -52,6 +52,33 @@ static inline float tile_lanes_sum(vf16 v) {
     return t;
 }
 
+/* Lane i of the result is the sum (max = 0) or the largest (max = 1) of
+ * v[i]'s 16 lanes: sixteen horizontal reductions at once, by a tree of
+ * shuffles that at each stage folds the halves of each block of lanes of
+ * two vectors into one (16 vectors, then 8, 4, 2, 1), instead of a chain
+ * of 15 dependent scalar operations per vector. v is overwritten. */
+#define TILE_FOLD(w, i, xs, ys)                                                                  \
+    do {                                                                                         \
+        vf16 x_ = __builtin_shufflevector(v[i], v[(i) + (w)], xs);                               \
+        vf16 y_ = __builtin_shufflevector(v[i], v[(i) + (w)], ys);                               \
+        v[i] = max ? vf16_select(x_ > y_, x_, y_) : x_ + y_;                                     \
+    } while (0)
+#define TILE_X8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define TILE_Y8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define TILE_X4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#define TILE_Y4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define TILE_X2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#define TILE_Y2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define TILE_X1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define TILE_Y1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+static inline vf16 tile_reduce16(vf16 v[16], int max) {
+    for (int i = 0; i < 8; i++) TILE_FOLD(8, i, TILE_X8, TILE_Y8); /* lanes 0-7: v[i]'s, 8-15: v[i + 8]'s */
+    for (int i = 0; i < 4; i++) TILE_FOLD(4, i, TILE_X4, TILE_Y4);
+    for (int i = 0; i < 2; i++) TILE_FOLD(2, i, TILE_X2, TILE_Y2);
+    TILE_FOLD(1, 0, TILE_X1, TILE_Y1);
+    return v[0];
+}
+
 /* The same for a whole head at once, Tp = T rounded up to TILE, zero
  * padded; loaded once and read by every tile: dst [Tp][hp], and/or dstT as
  * Tp / TILE transposed tiles one after another, tile t0 at dstT + t0 * hp

@@ -12,6 +12,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 typedef float vf16 __attribute__((vector_size(64)));
 typedef int vi16 __attribute__((vector_size(64)));
@@ -44,6 +47,28 @@ static inline double tgamma_int(int k) {
     return f;
 }
 
+#ifdef __AVX512F__
+/* The same steps in AVX-512's own instructions: a rounding instruction for
+ * n, and vscalefps for p * 2^n with the lanes below -87 zeroed by a mask
+ * (13 instructions against the 23 that the portable code compiles to).
+ * min(88.37, x) keeps a NaN x, as the portable code does. */
+static inline vf16 vf16_exp(vf16 x) {
+    __m512 v = _mm512_min_ps(_mm512_set1_ps(88.37f), (__m512)x);
+    __mmask16 keep = _mm512_cmp_ps_mask(v, _mm512_set1_ps(-87.0f), _CMP_NLT_UQ);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), v);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return (vf16)_mm512_maskz_scalef_ps(keep, p, n);
+}
+#else
 static inline vf16 vf16_exp(vf16 x) {
     vi16 underflow = x < vf16_splat(-87.0f);
     x = vf16_select(x > vf16_splat(88.37f), vf16_splat(88.37f), x); /* keeps 2^n finite */
@@ -65,6 +90,7 @@ static inline vf16 vf16_exp(vf16 x) {
     memcpy(&scale, &bits, sizeof scale);
     return vf16_select(underflow, vf16_splat(0.0f), p * scale);
 }
+#endif
 
 /* tanh(x) = sign(x) (-m) / (2 + m), m = expm1(-2|x|) */
 static inline vf16 vf16_tanh(vf16 x) {
