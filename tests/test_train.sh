@@ -66,6 +66,13 @@ if grep -qE "^softmax +$num +$num +$num +\+0\.0000 +[0-9]+$" "$T/q.out" &&
     pass quality_compares_kinds
 else fail quality_compares_kinds "$(cat "$T/q.out")"; fi
 
+# bench/ab_step.sh: two builds in turns, a median each and their ratio
+SHAPE=1,2,32,4,32 STEPS=4 ARGS="train_data=$T/data/train_*.bin val_data=" bench/ab_step.sh "$TRAIN" "$TRAIN" 2 \
+    >"$T/ab.out" 2>&1
+if [ "$(grep -cE '^[0-9.]+ [0-9.]+$' "$T/ab.out")" -eq 2 ] &&
+   grep -qE '^medians: A [0-9.]+, B [0-9.]+: B takes [0-9.]+x A.s time$' "$T/ab.out"; then pass ab_step_alternates
+else fail ab_step_alternates "$(cat "$T/ab.out")"; fi
+
 # dump_step: loss, logits and gradients under HF names
 $TRAIN "$T/tiny.cfg" max_steps=1 eval_interval=0 dump_step="$T/dump.safetensors" out_dir="$T/run4" >"$T/log4" 2>&1
 hl=$(od -An -t u8 -N 8 "$T/dump.safetensors" 2>/dev/null | tr -d ' ')
