@@ -25,10 +25,12 @@ for ((T = ${MIN_T:-1024}; T <= max; T *= 2)); do
         OMP_NUM_THREADS=2 ./train bench-attn $k seq_len=$T n_head=12 n_embd=768 batch_size=1 reps=$reps | tee -a "$log"
     done
 done
-if [ "${TORCH:-0}" = 1 ]; then
-    LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
-    MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1 OPENBLAS_CORETYPE=SkylakeX \
-        /usr/bin/python3 bench/torch_attention.py 1024 2048 4096 8192 || true
+if [ "${TORCH:-0}" = 1 ]; then # a process per T: jemalloc, tuned not to return memory, would add 4k's to 8k's 16 GB
+    for T in 1024 2048 4096 8192; do
+        LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
+        MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1 OPENBLAS_CORETYPE=SkylakeX \
+            /usr/bin/python3 bench/torch_attention.py $T || echo "pytorch exact attention T=$T: exit status $? (killed?)"
+    done
 fi
 echo
 awk '{

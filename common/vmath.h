@@ -4,7 +4,9 @@
  * exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2]
  * (ln 2 split in two parts so r is exact), exp(r) by its degree-6 Taylor
  * polynomial: relative error about 2e-7 (tests/test_ops.c checks it against
- * libm). Below -87 the result is 0; above 88.37 it is exp(88.37).
+ * libm). Below -87 the result is 0; above 88.37 it is exp(88.37); NaN
+ * stays NaN. Builds for AVX-512 compute exp with its own instructions (the
+ * same steps, fewer of them); others with the portable vector code.
  * tanh uses expm1 (a Taylor series) for |x| < 0.5, where 1 - exp(-2|x|)
  * would cancel. */
 #ifndef COMMON_VMATH_H
