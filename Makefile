@@ -7,9 +7,16 @@
 #   make setup      install packages and fetch assets (scripts/setup.sh)
 
 CC      ?= gcc
-OPT     ?= -O2 -march=native -ftree-vectorize -fvect-cost-model=dynamic -fno-math-errno
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation -Wno-psabi -ffp-contract=fast \
-           -fopenmp $(OPT) -g
+# clang (make CC=clang; OpenMP from libomp-dev) vectorises at -O2 and lacks
+# GCC's cost-model and format-truncation options
+ifneq ($(shell $(CC) --version 2>/dev/null | grep -c clang),0)
+  OPT   ?= -O2 -march=native -mprefer-vector-width=512 -fno-math-errno
+  WARN  := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-psabi
+else
+  OPT   ?= -O2 -march=native -ftree-vectorize -fvect-cost-model=dynamic -fno-math-errno
+  WARN  := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation -Wno-psabi
+endif
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -ffp-contract=fast -fopenmp $(OPT) -g
 LDLIBS  += -lpcre2-8 -ljansson -linih -lz -lm
 BUILD   ?= build
 
