@@ -14,12 +14,17 @@ cd "$(dirname "$0")/.."
 a=$1 b=$2 rounds=${3:-3} steps=${STEPS:-10}
 IFS=, read -r L H C B T <<<"${SHAPE:-4,4,256,1,2048}"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+read -ra extra <<<"${ARGS:-}" # split on spaces, no globbing
 source bench/lib.sh
 step_ms() {
     rm -rf "$tmp/run"
-    OMP_NUM_THREADS=2 "$1" config/default.cfg n_layer=$L n_head=$H n_embd=$C batch_size=$B seq_len=$T \
+    if ! OMP_NUM_THREADS=2 "$1" config/default.cfg n_layer=$L n_head=$H n_embd=$C batch_size=$B seq_len=$T \
         block_size=$(( T > 1024 ? T : 1024 )) max_steps=$steps eval_interval=0 sample_tokens=0 warmup_steps=0 \
-        checkpoint_interval=0 out_dir="$tmp/run" resume=never ${ARGS:-} >"$tmp/log"
+        checkpoint_interval=0 out_dir="$tmp/run" resume=never "${extra[@]}" >"$tmp/log" 2>&1; then
+        echo "bench/ab_step.sh: $1 failed:" >&2
+        tail -n 5 "$tmp/log" >&2
+        exit 1
+    fi
     grep -E '^step +[0-9]+/' "$tmp/log" | tail -n $((steps - 2)) | sed -E 's/.*\| ([0-9]+) ms \|.*/\1/' | median
 }
 echo "== L=$L H=$H C=$C B=$B T=$T, 2 threads, ms/step: A=$a B=$b"
