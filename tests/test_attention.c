@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../attention/attention.h"
+#include "../attention/tile.h"
 #include "../common/rng.h"
 #include "test.h"
 
@@ -426,8 +427,29 @@ static void test_flops_count(void) {
           attention_polysketch.flops(&a, 2048), want);
 }
 
+/* tile_reduce16: lane i of the result is the sum or the largest of v[i]'s
+ * lanes, for each of 16 vectors at once (the softmax forward's row maxima
+ * and sums); against plain loops, with a distinct largest lane per row. */
+static void test_reduce16(void) {
+    vf16 v[16], w[16];
+    float x[16][16];
+    for (int i = 0; i < 16; i++)
+        for (int k = 0; k < 16; k++) x[i][k] = (float)randn1();
+    for (int i = 0; i < 16; i++) x[i][(i * 7) % 16] = 10.0f + (float)i; /* row i's max in a lane of its own */
+    for (int i = 0; i < 16; i++) v[i] = w[i] = vf16_load(x[i]);
+    vf16 sum = tile_reduce16(v, 0), mx = tile_reduce16(w, 1);
+    int bad = 0;
+    for (int i = 0; i < 16; i++) {
+        double s = 0;
+        for (int k = 0; k < 16; k++) s += x[i][k];
+        bad += fabs(sum[i] - s) > 1e-5 * (1 + fabs(s)) || mx[i] != 10.0f + (float)i;
+    }
+    CHECK(bad == 0, "%d of 16 rows reduced wrongly", bad);
+}
+
 int main(void) {
     rng_seed(&rng, 2024, 0);
+    RUN(test_reduce16);
     RUN(test_against_dense_reference);
     RUN(test_gradients);
     RUN(test_causality);
