@@ -25,7 +25,7 @@ step_ms() {
         tail -n 5 "$tmp/log" >&2
         exit 1
     fi
-    grep -E '^step +[0-9]+/' "$tmp/log" | tail -n $((steps - 2)) | sed -E 's/.*\| ([0-9]+) ms \|.*/\1/' | median
+    step_ms_median "$tmp/log" $((steps - 2))
 }
 echo "== L=$L H=$H C=$C B=$B T=$T, 2 threads, ms/step: A=$a B=$b"
 for ((r = 1; r <= rounds; r++)); do

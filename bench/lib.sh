@@ -2,3 +2,6 @@
 
 # the median of the numbers on stdin, one per line
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# the median ms of the last N step lines of a ./train log: step_ms_median LOG N
+step_ms_median() { grep -E '^step +[0-9]+/' "$1" | tail -n "$2" | sed -E 's/.*\| ([0-9]+) ms \|.*/\1/' | median; }

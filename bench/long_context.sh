@@ -24,7 +24,7 @@ for T in $ts; do
         OMP_NUM_THREADS=2 /usr/bin/time -f '%M' -o "$tmp/rss" ./train config/default.cfg ${MODEL:-} ${keys//,/ } batch_size=1 \
             seq_len="$T" block_size="$T" max_steps=$((steps + 1)) warmup_steps=0 eval_interval=0 val_data= \
             sample_tokens=0 checkpoint_interval=0 out_dir="$tmp/run" resume=never >"$tmp/log"
-        ms=$(grep -E '^step +[0-9]+/' "$tmp/log" | tail -n "$steps" | sed -E 's/.*\| ([0-9]+) ms \|.*/\1/' | median)
+        ms=$(step_ms_median "$tmp/log" "$steps")
         rss=$(($(tail -n 1 "$tmp/rss") / 1024))
         [ -z "$base" ] && base=$ms
         awk -v n="$name" -v T="$T" -v ms="$ms" -v b="$base" -v rss="$rss" \

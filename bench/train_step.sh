@@ -16,12 +16,12 @@ for s in $shapes; do
     OMP_NUM_THREADS=2 ./train config/default.cfg n_layer=$L n_head=$H n_embd=$C batch_size=$B seq_len=$T \
         block_size=$(( T > 1024 ? T : 1024 )) max_steps=$((steps + 2)) eval_interval=0 sample_tokens=0 \
         warmup_steps=0 out_dir="$tmp/run" resume=never >"$tmp/ours.log"
-    ours=$(grep -E '^step +[0-9]+/' "$tmp/ours.log" | tail -n "$steps" | sed -E 's/.*\| ([0-9]+) ms \|.*/\1/' | median)
+    ours=$(step_ms_median "$tmp/ours.log" "$steps")
     echo "ours: $ours ms/step (median of $steps)"
     if [ "$s" = "12,12,768,4,64" ] && grep -q avx512_bf16 /proc/cpuinfo; then
         OMP_NUM_THREADS=2 ./train config/default.cfg n_layer=$L n_head=$H n_embd=$C batch_size=$B seq_len=$T \
             block_size=1024 max_steps=$((steps + 2)) eval_interval=0 warmup_steps=0 precision=bf16 out_dir="$tmp/bf16" >"$tmp/bf16.log"
-        bf=$(grep -E '^step +[0-9]+/' "$tmp/bf16.log" | tail -n "$steps" | sed -E 's/.*\| ([0-9]+) ms \|.*/\1/' | median)
+        bf=$(step_ms_median "$tmp/bf16.log" "$steps")
         echo "ours, precision=bf16: $bf ms/step (median of $steps)"
     fi
     rm -rf "$tmp/run" "$tmp/bf16"
