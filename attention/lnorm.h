@@ -64,12 +64,4 @@ static inline float powi(float x, int p) {
     return r;
 }
 
-/* the same on 16 lanes: the same products in the same order */
-static inline vf16 vf16_powi(vf16 x, int p) {
-    vf16 r = vf16_splat(1.0f);
-    for (; p > 0; p >>= 1, x *= x)
-        if (p & 1) r *= x;
-    return r;
-}
-
 #endif

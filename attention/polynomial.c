@@ -46,18 +46,6 @@ static void transpose_rows(float *Kt, const float *K, int k0, int n, int hs, int
         for (int d = 0; d < hs; d++) Kt[(size_t)d * TILE + j] = K[(size_t)(k0 + j) * hp + d];
 }
 
-/* Row i of a tile of x_ij: keys j < n are visible. Turns x into w = x^p in
- * place (0 where masked) and returns the sum of w. */
-static inline float pow_row(float *x, int n, int p) {
-    vf16 sum = {0};
-    for (int j = 0; j < TILE; j += 16) {
-        vf16 w = j < n ? tile_mask(vf16_powi(vf16_load(x + j), p), j, n) : (vf16){0};
-        vf16_store(x + j, w);
-        sum += w;
-    }
-    return tile_lanes_sum(sum);
-}
-
 static void poly_forward(const AttnConfig *a, const float *params, const float *qkv, float *out, float *saved,
                          int B, int T) {
     const int NH = a->n_head, hs = a->head_size, C = a->n_embd, hp = tile_pad(hs), p = a->degree;
@@ -84,12 +72,8 @@ static void poly_forward(const AttnConfig *a, const float *params, const float *
             memset(acc, 0, TILE * sizeof *acc);
             for (int k0 = 0; k0 < q0 + nq; k0 += TILE) {
                 int nk = q0 + nq - k0 < TILE ? q0 + nq - k0 : TILE;
-                tile_mm(S, TILE, Qn + (size_t)q0 * hp, hp, 1, Kt + (size_t)k0 * hp, TILE, nq, hs, TILE, 0); /* x_ij */
-                for (int i = 0; i < nq; i++) { /* causal: j <= i */
-                    int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk;
-                    acc[i] += pow_row(S + (size_t)i * TILE, n, p);
-                }
-                tile_mm(O, hp, S, TILE, 1, V + (size_t)k0 * hp, hp, nq, nk, hp, 1); /* sum_j w_ij v_j */
+                poly_tile_forward(O, acc, S, Qn + (size_t)q0 * hp, hp, Kt + (size_t)k0 * hp, V + (size_t)k0 * hp, nq, nk,
+                                  q0 - k0, hs, hp, p);
             }
             for (int i = 0; i < nq; i++) {
                 float Di = 1.0f + acc[i], inv = 1.0f / Di;
@@ -139,23 +123,8 @@ static void poly_backward(const AttnConfig *a, const float *params, const float 
             memset(dV, 0, (size_t)TILE * hp * sizeof *dV);
             for (int q0 = k0; q0 < T; q0 += TILE) {
                 int nq = T - q0 < TILE ? T - q0 : TILE;
-                const float *Qq = Qn + (size_t)q0 * hp, *Gq = G + (size_t)q0 * hp;
-                tile_mm(X, TILE, Qq, hp, 1, Kt, TILE, nq, hs, TILE, 0);  /* x_ij */
-                tile_mm(dX, TILE, Gq, hp, 1, Vt, TILE, nq, hs, TILE, 0); /* g_i . v_j */
-                for (int i = 0; i < nq; i++) {
-                    float *x = X + (size_t)i * TILE, *dx = dX + (size_t)i * TILE, *pr = P + (size_t)i * TILE;
-                    float Dinv = 1.0f / D[q0 + i], di = delta[q0 + i];
-                    int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk;
-                    for (int j = 0; j < TILE; j += 16) {
-                        vf16 xj = vf16_load(x + j), xp1 = vf16_powi(xj, p - 1);
-                        vf16 dw = (vf16_load(dx + j) - di) * Dinv;
-                        vf16_store(pr + j, tile_mask(xp1 * xj * Dinv, j, n)); /* w_ij / D_i */
-                        vf16_store(dx + j, tile_mask((float)p * xp1 * dw, j, n)); /* dL/dx_ij */
-                    }
-                }
-                tile_mm(dV, hp, P, 1, TILE, Gq, hp, nk, nq, hp, 1);                          /* dv_j += sum_i w_ij/D_i g_i */
-                tile_mm(dKn, hp, dX, 1, TILE, Qq, hp, nk, nq, hp, 1);                        /* dk^_j += sum_i dx_ij q^_i */
-                tile_mm(dQn + (size_t)q0 * hp, hp, dX, TILE, 1, Kn + (size_t)k0 * hp, hp, nq, nk, hp, 1); /* dq^_i */
+                poly_tile_backward(dQn + (size_t)q0 * hp, dKn, dV, X, dX, P, Qn + (size_t)q0 * hp, Kn + (size_t)k0 * hp,
+                                   Kt, G + (size_t)q0 * hp, Vt, delta + q0, D + q0, nq, nk, q0 - k0, hs, hp, hs, hp, p);
             }
             for (int j = 0; j < nk; j++) {
                 size_t t = (size_t)(k0 + j);

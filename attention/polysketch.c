@@ -243,61 +243,96 @@ static void vbar_rows(float *Vb, const float *v, size_t stride, int n, int hs) {
     }
 }
 
-/* The local block's n x n matrices are causal: zero above the diagonal. Cut
- * in LOWER_NB x LOWER_NB blocks, those above the diagonal blocks are all
- * zero, so products with them skip them: with 2 x 2, a quarter of the local
- * work (4 x 4 skips 3/8 but its smaller products ran no faster at 2k).
- * Row (or column) block i spans [i n / NB, (i+1) n / NB). */
-#define LOWER_NB 2
+/* The diagonal blocks' own weights (exact, or the sketch's (a_i . c_j)^2):
+ * TILE x TILE tiles of the block's lower triangle, as polynomial.c's, all
+ * in L1 and without packing. The block's rows are first copied, zero
+ * padded to dp = dim and hp = hs rounded up to 16, into Loc's buffers:
+ * queries Q and keys K [bp][dp] (bp = b rounded up to TILE), the keys as
+ * transposed tiles Kt, and v (V: rows, or Vt: transposed tiles). */
+typedef struct {
+    int dim, dp, hp, bp;
+    float *Q, *K, *Kt, *V, *G, *delta, *dQ, *dK, *dV, *O, *acc, *X, *dX, *P;
+} Loc;
 
-static int lower_edge(int n, int i) { return (int)((long)n * i / LOWER_NB); }
-
-/* X [n x n] = A . B^T (rows of dim) on and below the diagonal blocks; above them zeroed */
-static void lower_abt(float *X, const float *A, int lda, const float *B, int ldb, int n, int dim) {
-    for (int i = 0; i < LOWER_NB; i++) {
-        int r0 = lower_edge(n, i), r1 = lower_edge(n, i + 1);
-        for (int r = r0; r < r1; r++) memset(X + (size_t)r * n + r1, 0, (size_t)(n - r1) * sizeof *X);
-        sgemm(r1 - r0, r1, dim, A + (size_t)r0 * lda, lda, 0, B, ldb, 1, X + (size_t)r0 * n, n, 0);
-    }
+static size_t loc_floats(const Shape *s) {
+    size_t dp = (size_t)tile_pad(s->local ? s->hs : s->r), hp = (size_t)tile_pad(s->hs);
+    size_t bp = ((size_t)s->b + TILE - 1) / TILE * TILE;
+    return bp * (4 * dp + 2 * hp + 1) + TILE * (dp + 2 * hp + 3 * TILE + 1);
 }
 
-/* C [n x m] (+)= L . B, or L^T . B with trans, for L [n x n] lower by blocks */
-static void lower_mm(float *C, int ldc, const float *L, int trans, const float *B, int ldb, int n, int m, int acc) {
-    for (int i = 0; i < LOWER_NB; i++) {
-        int r0 = lower_edge(n, i), r1 = lower_edge(n, i + 1);
-        if (!trans) /* C_i = L[block i, 0:r1] B[0:r1] */
-            sgemm(r1 - r0, m, r1, L + (size_t)r0 * n, n, 0, B, ldb, 0, C + (size_t)r0 * ldc, ldc, acc);
-        else /* C_i = L[r0:n, block i]^T B[r0:n] */
-            sgemm(r1 - r0, m, n - r0, L + (size_t)r0 * n + r0, n, 1, B + (size_t)r0 * ldb, ldb, 0, C + (size_t)r0 * ldc,
-                  ldc, acc);
-    }
+static float *loc_carve(Loc *L, const Shape *s, float *p) {
+    L->dim = s->local ? s->hs : s->r;
+    L->dp = tile_pad(L->dim), L->hp = tile_pad(s->hs), L->bp = (s->b + TILE - 1) / TILE * TILE;
+    size_t bp = (size_t)L->bp, dp = (size_t)L->dp, hp = (size_t)L->hp;
+    L->Q = p, p += bp * dp;
+    L->K = p, p += bp * dp;
+    L->Kt = p, p += bp * dp;
+    L->dQ = p, p += bp * dp;
+    L->V = p, p += bp * hp;
+    L->G = p, p += bp * hp;
+    L->delta = p, p += bp;
+    L->dK = p, p += TILE * dp;
+    L->dV = p, p += TILE * hp;
+    L->O = p, p += TILE * hp;
+    L->X = p, p += TILE * TILE;
+    L->dX = p, p += TILE * TILE;
+    L->P = p, p += TILE * TILE;
+    L->acc = p, p += TILE;
+    return p;
 }
 
-/* Local weights of a block: X = A_blk . B_blk^T (raw), then W = X^p (exact)
- * or X^2 (sketched) below the diagonal; dW/dX into dX if wanted. */
-static void local_weights(float *W, float *X, const float *Aq, const float *Bk, int n, int dim, int p, float *dWdX) {
-    lower_abt(X, Aq, dim, Bk, dim, n, dim);
-    for (int i = 0; i < n; i++) {
-        float *w = W + (size_t)i * n, *dw = dWdX ? dWdX + (size_t)i * n : NULL;
-        const float *x = X + (size_t)i * n;
-        int m = i + 1; /* j <= i: causal */
-        if (p == 2 || p == 4) { /* the common degrees, in straight vectorisable loops */
-            for (int j = 0; j < m; j++) {
-                float x2 = x[j] * x[j];
-                w[j] = p == 4 ? x2 * x2 : x2;
-            }
-            if (dw)
-                for (int j = 0; j < m; j++) dw[j] = p == 4 ? 4.0f * x[j] * x[j] * x[j] : 2.0f * x[j];
-        } else {
-            for (int j = 0; j < m; j++) {
-                float xp1 = powi(x[j], p - 1);
-                w[j] = xp1 * x[j];
-                if (dw) dw[j] = (float)p * xp1;
-            }
+/* The block's queries and keys (rows t0 .. t0+n of lq, lk, stride dim) and
+ * values (stride C3), v as rows (forward) or transposed tiles (backward). */
+static void loc_load(Loc *L, const float *lq, const float *lk, const float *v, size_t C3, int n, int hs,
+                     int transposed_v) {
+    head_load(L->Q, NULL, lq, (size_t)L->dim, n, L->dim, L->dp);
+    head_load(L->K, L->Kt, lk, (size_t)L->dim, n, L->dim, L->dp);
+    if (transposed_v) head_load(NULL, L->V, v, C3, n, hs, L->hp);
+    else head_load(L->V, NULL, v, C3, n, hs, L->hp);
+}
+
+/* U [n][hs + 1] += sum_{j <= i in the block} w_ij [v_j; 1] */
+static void loc_forward(Loc *L, float *U, int n, int hs, int p) {
+    int dp = L->dp, hp = L->hp;
+    for (int q0 = 0; q0 < n; q0 += TILE) {
+        int nq = n - q0 < TILE ? n - q0 : TILE;
+        memset(L->O, 0, (size_t)TILE * hp * sizeof *L->O);
+        memset(L->acc, 0, TILE * sizeof *L->acc);
+        for (int k0 = 0; k0 <= q0; k0 += TILE)
+            poly_tile_forward(L->O, L->acc, L->X, L->Q + (size_t)q0 * dp, dp, L->Kt + (size_t)k0 * dp,
+                              L->V + (size_t)k0 * hp, nq, n - k0 < TILE ? n - k0 : TILE, q0 - k0, L->dim, hp, p);
+        for (int i = 0; i < nq; i++) {
+            float *u = U + (size_t)(q0 + i) * (hs + 1);
+            for (int d = 0; d < hs; d++) u[d] += L->O[(size_t)i * hp + d];
+            u[hs] += L->acc[i];
         }
-        memset(w + m, 0, (size_t)(n - m) * sizeof *w);
-        if (dw) memset(dw + m, 0, (size_t)(n - m) * sizeof *dw);
     }
+}
+
+/* Its backward, from g-bar [n][hs + 1] (gb_i = [g_i / D_i; -(g_i . o_i) / D_i],
+ * so dw_ij = gb_i . [v_j; 1]): dlq, dlk [n][dim] and dVb [n][hs + 1] (v's part) += */
+static void loc_backward(Loc *L, float *dlq, float *dlk, float *dVb, const float *gb, int n, int hs, int p) {
+    int dp = L->dp, hp = L->hp, dim = L->dim;
+    head_load(L->G, NULL, gb, (size_t)hs + 1, n, hs, hp);
+    for (int i = 0; i < n; i++) L->delta[i] = -gb[(size_t)i * (hs + 1) + hs];
+    memset(L->dQ, 0, (size_t)L->bp * dp * sizeof *L->dQ);
+    for (int k0 = 0; k0 < n; k0 += TILE) {
+        int nk = n - k0 < TILE ? n - k0 : TILE;
+        memset(L->dK, 0, (size_t)TILE * dp * sizeof *L->dK);
+        memset(L->dV, 0, (size_t)TILE * hp * sizeof *L->dV);
+        for (int q0 = k0; q0 < n; q0 += TILE)
+            poly_tile_backward(L->dQ + (size_t)q0 * dp, L->dK, L->dV, L->X, L->dX, L->P, L->Q + (size_t)q0 * dp,
+                               L->K + (size_t)k0 * dp, L->Kt + (size_t)k0 * dp, L->G + (size_t)q0 * hp,
+                               L->V + (size_t)k0 * hp, L->delta + q0, NULL, n - q0 < TILE ? n - q0 : TILE, nk,
+                               q0 - k0, dim, dp, hs, hp, p);
+        for (int j = 0; j < nk; j++) {
+            float *dk = dlk + (size_t)(k0 + j) * dim, *dv = dVb + (size_t)(k0 + j) * (hs + 1);
+            for (int d = 0; d < dim; d++) dk[d] += L->dK[(size_t)j * dp + d];
+            for (int d = 0; d < hs; d++) dv[d] += L->dV[(size_t)j * hp + d];
+        }
+    }
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < dim; d++) dlq[(size_t)i * dim + d] += L->dQ[(size_t)i * dp + d];
 }
 
 /* ------------------------------------------------------------------------ */
@@ -306,7 +341,8 @@ static void local_weights(float *W, float *X, const float *Aq, const float *Bk, 
 /* Scratch of one head: everything the two passes keep for all T rows. */
 typedef struct {
     float *Qs, *Ks, *A, *Cc, *Yq, *Yk, *Ql, *Kl, *stats, *tmp;
-    float *S, *Phi, *Vb, *W, *X, *U, *AT, *dAT;
+    float *S, *Phi, *Vb, *U, *AT, *dAT;
+    Loc L;
 } Work;
 
 /* floats of the sketch's intermediates for T rows, and of its scratch */
@@ -321,7 +357,7 @@ static size_t sketch_tmp(const Shape *s, int T) {
 static float *work_carve(Work *w, const Shape *s, int T, size_t extra) {
     size_t Tr = (size_t)T * s->r, Ths = (size_t)T * s->hs, ny = sketch_work(s, T), bb = (size_t)s->b;
     size_t n = 2 * Ths + 2 * Tr + 2 * ny + (s->local ? 2 * Ths : 0) + 4 * (size_t)T + sketch_tmp(s, T) +
-               (size_t)s->F * s->hs1 + bb * s->F + bb * s->hs1 + 2 * bb * bb + bb * s->hs1 + 2 * bb * s->r + extra;
+               (size_t)s->F * s->hs1 + bb * s->F + bb * s->hs1 + bb * s->hs1 + 2 * bb * s->r + loc_floats(s) + extra;
     float *p = tile_scratch(n), *base = p;
     w->Qs = p, p += Ths;
     w->Ks = p, p += Ths;
@@ -336,11 +372,10 @@ static float *work_carve(Work *w, const Shape *s, int T, size_t extra) {
     w->S = p, p += (size_t)s->F * s->hs1;
     w->Phi = p, p += bb * s->F;
     w->Vb = p, p += bb * s->hs1;
-    w->W = p, p += bb * bb;
-    w->X = p, p += bb * bb;
     w->U = p, p += bb * s->hs1;
     w->AT = p, p += bb * s->r;
     w->dAT = p, p += bb * s->r;
+    loc_carve(&w->L, s, p);
     return base + (n - extra);
 }
 
@@ -394,9 +429,9 @@ static void ps_forward(const AttnConfig *a, const float *params, const float *qk
             } else {
                 memset(w.U, 0, (size_t)n * hs1 * sizeof *w.U); /* S is still zero */
             }
-            if (s.local) local_weights(w.W, w.X, w.Ql + (size_t)t0 * hs, w.Kl + (size_t)t0 * hs, n, hs, s.p, NULL);
-            else local_weights(w.W, w.X, w.A + (size_t)t0 * r, w.Cc + (size_t)t0 * r, n, r, 2, NULL);
-            lower_mm(w.U, hs1, w.W, 0, w.Vb, hs1, n, hs1, 1);        /* + sum_j w_ij [v_j; 1] */
+            if (s.local) loc_load(&w.L, w.Ql + (size_t)t0 * hs, w.Kl + (size_t)t0 * hs, v + (size_t)t0 * C3, C3, n, hs, 0);
+            else loc_load(&w.L, w.A + (size_t)t0 * r, w.Cc + (size_t)t0 * r, v + (size_t)t0 * C3, C3, n, hs, 0);
+            loc_forward(&w.L, w.U, n, hs, s.local ? s.p : 2); /* + sum_j w_ij [v_j; 1] */
             for (int i = 0; i < n; i++) {
                 float Di = 1.0f + w.U[(size_t)i * hs1 + hs], inv = 1.0f / Di;
                 for (int d = 0; d < hs; d++) o[(size_t)(t0 + i) * C + d] = w.U[(size_t)i * hs1 + d] * inv;
@@ -423,12 +458,12 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
         const float *D = saved + (size_t)bh * T;
         float *dq = dqkv + attn_qkv_at(a, bi, h, T), *dk = dq + C, *dv = dq + 2 * C, *pg = part + bh * np;
         size_t Tr = (size_t)T * r, Ths = (size_t)T * hs, Thp = (size_t)T * hs1, bb = (size_t)s.b;
-        size_t extra = 2 * Tr + 3 * Thp + 2 * Ths + 2 * Ths + bb * F + bb * bb;
+        size_t extra = 2 * Tr + 3 * Thp + 2 * Ths + 2 * Ths + bb * F;
         Work w;
         float *e = work_carve(&w, &s, T, extra);
         float *dA = e, *dC = dA + Tr, *Gb = dC + Tr, *dVb = Gb + Thp, *tmp = dVb + Thp;
         float *dQ = tmp + Thp, *dK = dQ + Ths, *t2 = w.tmp, *dQl = dK + Ths, *dKl = dQl + Ths;
-        float *dPhi = dKl + Ths, *dX = dPhi + bb * F;
+        float *dPhi = dKl + Ths;
         prepare_head(&w, &s, params, q, k, C3, T);
         memset(dA, 0, 2 * Tr * sizeof *dA);
         memset(dVb, 0, Thp * sizeof *dVb);
@@ -452,17 +487,13 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
                 transpose_rows(w.AT, w.A + (size_t)t0 * r, n, r);
                 dphi_cols(dA + (size_t)t0 * r, w.dAT, dPhi, w.AT, n, r);
             }
-            const float *lq = s.local ? w.Ql + (size_t)t0 * hs : w.A + (size_t)t0 * r;
-            const float *lk = s.local ? w.Kl + (size_t)t0 * hs : w.Cc + (size_t)t0 * r;
-            int dim = s.local ? hs : r;
-            local_weights(w.W, w.X, lq, lk, n, dim, s.local ? s.p : 2, dX);
-            lower_abt(w.X, gb, hs1, w.Vb, hs1, n, hs1);              /* dw_ij = g-bar_i . [v_j; 1] */
-            for (size_t i = 0; i < (size_t)n * n; i++) dX[i] *= w.X[i]; /* dx_ij = p x^(p-1) dw_ij */
-            lower_mm(dVb + (size_t)t0 * hs1, hs1, w.W, 1, gb, hs1, n, hs1, 1); /* dv-bar_j += w_ij g-bar_i */
-            float *dlq = s.local ? dQl + (size_t)t0 * hs : dA + (size_t)t0 * r;
-            float *dlk = s.local ? dKl + (size_t)t0 * hs : dC + (size_t)t0 * r;
-            lower_mm(dlq, dim, dX, 0, lk, dim, n, dim, 1); /* dq_i += sum_j dx_ij k_j */
-            lower_mm(dlk, dim, dX, 1, lq, dim, n, dim, 1); /* dk_j += sum_i dx_ij q_i */
+            if (s.local) {
+                loc_load(&w.L, w.Ql + (size_t)t0 * hs, w.Kl + (size_t)t0 * hs, v + (size_t)t0 * C3, C3, n, hs, 1);
+                loc_backward(&w.L, dQl + (size_t)t0 * hs, dKl + (size_t)t0 * hs, dVb + (size_t)t0 * hs1, gb, n, hs, s.p);
+            } else {
+                loc_load(&w.L, w.A + (size_t)t0 * r, w.Cc + (size_t)t0 * r, v + (size_t)t0 * C3, C3, n, hs, 1);
+                loc_backward(&w.L, dA + (size_t)t0 * r, dC + (size_t)t0 * r, dVb + (size_t)t0 * hs1, gb, n, hs, 2);
+            }
             if (t0 + n == T) break;
             phi_rows(w.Phi, w.Cc + (size_t)t0 * r, n, r, F);
             sgemm(F, hs1, n, w.Phi, F, 1, w.Vb, hs1, 0, w.S, hs1, 1);

@@ -141,6 +141,66 @@ static inline void tile_mm(float *restrict C, int ldc, const float *restrict A, 
         }
 }
 
+/* x^p on 16 lanes: the same products in the same order as lnorm.h's powi */
+static inline vf16 vf16_powi(vf16 x, int p) {
+    vf16 r = vf16_splat(1.0f);
+    for (; p > 0; p >>= 1, x *= x)
+        if (p & 1) r *= x;
+    return r;
+}
+
+/* Polynomial weights over one query tile and one key tile, the exact
+ * attention of polynomial.c and PolySketch's local blocks: w_ij = x_ij^p,
+ * x_ij = q_i . k_j over dim, rows i < nq, keys j < nk, key j visible to row
+ * i when j <= i + diag (diag = q0 - k0 >= 0: causal). Q is [nq][ldq], Kt the
+ * key tile transposed [dim][TILE], V [TILE][hp]; X is TILE x TILE scratch.
+ * O[i][0:hp] += sum_j w_ij v_j and acc[i] += sum_j w_ij. */
+static inline void poly_tile_forward(float *O, float *acc, float *X, const float *Q, int ldq, const float *Kt,
+                                     const float *V, int nq, int nk, int diag, int dim, int hp, int p) {
+    tile_mm(X, TILE, Q, ldq, 1, Kt, TILE, nq, dim, TILE, 0);
+    for (int i = 0; i < nq; i++) {
+        float *x = X + (size_t)i * TILE;
+        int n = diag + i + 1 < nk ? diag + i + 1 : nk;
+        vf16 sum = {0};
+        for (int j = 0; j < TILE; j += 16) {
+            vf16 w = j < n ? tile_mask(vf16_powi(vf16_load(x + j), p), j, n) : (vf16){0};
+            vf16_store(x + j, w);
+            sum += w;
+        }
+        acc[i] += tile_lanes_sum(sum);
+    }
+    tile_mm(O, hp, X, TILE, 1, V, hp, nq, nk, hp, 1);
+}
+
+/* Its backward, with o_i = sum_j w_ij v_j / D_i and the loss's gradient
+ * dw_ij = (g_i . v_j - delta_i) / D_i (D NULL: D_i = 1): dx_ij = p x^(p-1)
+ * dw_ij, then dV[j] += sum_i w_ij / D_i g_i, dK[j] += sum_i dx_ij q_i and
+ * dQ[i] += sum_j dx_ij k_j. Q, K, dQ, dK are rows of stride dp (dim used),
+ * G and dV of stride hp (hs used), Kt [dim][TILE] and Vt [hs][TILE] the key
+ * tile's keys and values transposed; delta and D indexed by query row i of
+ * the tile. X, dX, P: TILE x TILE scratch. */
+static inline void poly_tile_backward(float *dQ, float *dK, float *dV, float *X, float *dX, float *P, const float *Q,
+                                      const float *K, const float *Kt, const float *G, const float *Vt,
+                                      const float *delta, const float *D, int nq, int nk, int diag, int dim, int dp,
+                                      int hs, int hp, int p) {
+    tile_mm(X, TILE, Q, dp, 1, Kt, TILE, nq, dim, TILE, 0); /* x_ij */
+    tile_mm(dX, TILE, G, hp, 1, Vt, TILE, nq, hs, TILE, 0); /* g_i . v_j */
+    for (int i = 0; i < nq; i++) {
+        float *x = X + (size_t)i * TILE, *dx = dX + (size_t)i * TILE, *pr = P + (size_t)i * TILE;
+        float Dinv = D ? 1.0f / D[i] : 1.0f, di = delta[i];
+        int n = diag + i + 1 < nk ? diag + i + 1 : nk;
+        for (int j = 0; j < TILE; j += 16) {
+            vf16 xj = vf16_load(x + j), xp1 = vf16_powi(xj, p - 1);
+            vf16 dw = (vf16_load(dx + j) - di) * Dinv;
+            vf16_store(pr + j, tile_mask(xp1 * xj * Dinv, j, n));      /* w_ij / D_i */
+            vf16_store(dx + j, tile_mask((float)p * xp1 * dw, j, n)); /* dL/dx_ij */
+        }
+    }
+    tile_mm(dV, hp, P, 1, TILE, G, hp, nk, nq, hp, 1);  /* dv_j += sum_i w_ij / D_i g_i */
+    tile_mm(dK, dp, dX, 1, TILE, Q, dp, nk, nq, dp, 1); /* dk_j += sum_i dx_ij q_i */
+    tile_mm(dQ, dp, dX, TILE, 1, K, dp, nq, nk, dp, 1); /* dq_i += sum_j dx_ij k_j */
+}
+
 /* Parameter-gradient partials: n zeroed floats shared by the threads (one
  * row per batch and head, summed afterwards in order). Called outside
  * parallel regions; grown when needed, never freed. */

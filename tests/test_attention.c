@@ -212,7 +212,8 @@ static void test_against_dense_reference(void) {
         {&attention_polysketch, 4, 6, 2, 0}, {&attention_polysketch, 4, 6, 4, 0},
         {&attention_polysketch, 4, 6, 70, 0}, {&attention_polysketch, 4, 6, 1, 1},
         {&attention_polysketch, 4, 6, 2, 1}, {&attention_polysketch, 4, 6, 4, 1},
-        {&attention_polysketch, 4, 6, 70, 1}, {&attention_polysketch, 8, 5, 4, 0},
+        {&attention_polysketch, 4, 6, 70, 1}, {&attention_polysketch, 4, 6, 48, 1},
+        {&attention_polysketch, 4, 6, 48, 0}, {&attention_polysketch, 8, 5, 4, 0},
         {&attention_polysketch, 8, 5, 4, 1}, {&attention_polysketch, 4, 6, 16, 1},
         {&attention_polysketch, -1, 4, 4, 0}, {&attention_polysketch, -1, 4, 16, 1}, /* -1: learned sketch */
         {&attention_polysketch, 4, 33, 16, 0}, {&attention_polysketch, 4, 70, 16, 1}, /* r up to 64 and over it */
@@ -312,6 +313,8 @@ static void test_gradients(void) {
     grad_check(&attention_polysketch, cfg(2, 8, 4, 6, 16, 0), 1, 40);
     grad_check(&attention_polysketch, cfg(2, 8, 4, 6, 16, 1), 1, 40);
     grad_check(&attention_polysketch, cfg(1, 8, 4, 5, 1, 1), 1, 12);
+    grad_check(&attention_polysketch, cfg(2, 8, 4, 6, 80, 1), 1, 100); /* a block of two tiles, and the tile pair below */
+    grad_check(&attention_polysketch, cfg(2, 8, 4, 6, 80, 0), 1, 100); /* its diagonal (TILE = 64) */
     grad_check(&attention_polysketch, cfg(1, 8, 4, 20, 8, 0), 1, 24); /* the self-tensoring's paths: 2 and 4 */
     grad_check(&attention_polysketch, cfg(1, 8, 4, 40, 8, 0), 1, 24); /* vectors a row, and r over 64 */
     grad_check(&attention_polysketch, cfg(1, 8, 4, 70, 8, 0), 1, 24);
