@@ -193,11 +193,24 @@ static void dphi_cols(float *dA, float *dAT, const float *dPhiT, const float *AT
 }
 
 /* LN of T rows of one head, and into out2 with gain2 if given; stats for backward */
+/* Rows of a head lie 3C floats apart in qkv: the hardware prefetcher
+ * does not run ahead of such a walk, so reads of the row PF ahead are
+ * issued by hand (one per cache line). */
+#define PF 8
+static inline void prefetch_row(const float *x, int hs, int write) {
+    for (int d = 0; d < hs; d += 16) {
+        if (write) __builtin_prefetch(x + d, 1);
+        else __builtin_prefetch(x + d, 0);
+    }
+}
+
 static void ln_head(float *out, float *out2, float *mean, float *rstd, const float *x, size_t stride, int T, int hs,
                     const float *gain, const float *gain2) {
-    for (int t = 0; t < T; t++)
+    for (int t = 0; t < T; t++) {
+        if (t + PF < T) prefetch_row(x + (size_t)(t + PF) * stride, hs, 0);
         ln_row2(out + (size_t)t * hs, out2 ? out2 + (size_t)t * hs : NULL, x + (size_t)t * stride, gain, gain + hs,
                 gain2, gain2 ? gain2 + hs : NULL, hs, mean + t, rstd + t);
+    }
 }
 
 /* The sketch of T rows X [T x hs] through every level; Y holds each level's
@@ -238,6 +251,7 @@ static void sketch_backward(float *dX, float *dM, float *tmp, const float *Y, in
 /* [v | 1] rows of one head */
 static void vbar_rows(float *Vb, const float *v, size_t stride, int n, int hs) {
     for (int i = 0; i < n; i++) {
+        if (i + PF < n) prefetch_row(v + (size_t)(i + PF) * stride, hs, 0);
         memcpy(Vb + (size_t)i * (hs + 1), v + (size_t)i * stride, (size_t)hs * sizeof *Vb);
         Vb[(size_t)i * (hs + 1) + hs] = 1.0f;
     }
@@ -282,13 +296,13 @@ static float *loc_carve(Loc *L, const Shape *s, float *p) {
 }
 
 /* The block's queries and keys (rows t0 .. t0+n of lq, lk, stride dim) and
- * values (stride C3), v as rows (forward) or transposed tiles (backward). */
-static void loc_load(Loc *L, const float *lq, const float *lk, const float *v, size_t C3, int n, int hs,
-                     int transposed_v) {
+ * values (from its [v; 1] rows), v as rows (forward) or transposed tiles
+ * (backward). */
+static void loc_load(Loc *L, const float *lq, const float *lk, const float *Vb, int n, int hs, int transposed_v) {
     head_load(L->Q, NULL, lq, (size_t)L->dim, n, L->dim, L->dp);
     head_load(L->K, L->Kt, lk, (size_t)L->dim, n, L->dim, L->dp);
-    if (transposed_v) head_load(NULL, L->V, v, C3, n, hs, L->hp);
-    else head_load(L->V, NULL, v, C3, n, hs, L->hp);
+    if (transposed_v) head_load(NULL, L->V, Vb, (size_t)hs + 1, n, hs, L->hp);
+    else head_load(L->V, NULL, Vb, (size_t)hs + 1, n, hs, L->hp);
 }
 
 /* U [n][hs + 1] += sum_{j <= i in the block} w_ij [v_j; 1] */
@@ -429,8 +443,8 @@ static void ps_forward(const AttnConfig *a, const float *params, const float *qk
             } else {
                 memset(w.U, 0, (size_t)n * hs1 * sizeof *w.U); /* S is still zero */
             }
-            if (s.local) loc_load(&w.L, w.Ql + (size_t)t0 * hs, w.Kl + (size_t)t0 * hs, v + (size_t)t0 * C3, C3, n, hs, 0);
-            else loc_load(&w.L, w.A + (size_t)t0 * r, w.Cc + (size_t)t0 * r, v + (size_t)t0 * C3, C3, n, hs, 0);
+            if (s.local) loc_load(&w.L, w.Ql + (size_t)t0 * hs, w.Kl + (size_t)t0 * hs, w.Vb, n, hs, 0);
+            else loc_load(&w.L, w.A + (size_t)t0 * r, w.Cc + (size_t)t0 * r, w.Vb, n, hs, 0);
             loc_forward(&w.L, w.U, n, hs, s.local ? s.p : 2); /* + sum_j w_ij [v_j; 1] */
             for (int i = 0; i < n; i++) {
                 float Di = 1.0f + w.U[(size_t)i * hs1 + hs], inv = 1.0f / Di;
@@ -469,6 +483,10 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
         memset(dVb, 0, Thp * sizeof *dVb);
         memset(dQl, 0, 2 * Ths * sizeof *dQl);
         for (int i = 0; i < T; i++) { /* g-bar_i = [g_i / D_i ; -(g_i . o_i) / D_i] */
+            if (i + PF < T) {
+                prefetch_row(g + (size_t)(i + PF) * C, hs, 0);
+                prefetch_row(o + (size_t)(i + PF) * C, hs, 0);
+            }
             float dot = 0.0f, inv = 1.0f / D[i];
             for (int d = 0; d < hs; d++) {
                 Gb[(size_t)i * hs1 + d] = g[(size_t)i * C + d] * inv;
@@ -488,10 +506,10 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
                 dphi_cols(dA + (size_t)t0 * r, w.dAT, dPhi, w.AT, n, r);
             }
             if (s.local) {
-                loc_load(&w.L, w.Ql + (size_t)t0 * hs, w.Kl + (size_t)t0 * hs, v + (size_t)t0 * C3, C3, n, hs, 1);
+                loc_load(&w.L, w.Ql + (size_t)t0 * hs, w.Kl + (size_t)t0 * hs, w.Vb, n, hs, 1);
                 loc_backward(&w.L, dQl + (size_t)t0 * hs, dKl + (size_t)t0 * hs, dVb + (size_t)t0 * hs1, gb, n, hs, s.p);
             } else {
-                loc_load(&w.L, w.A + (size_t)t0 * r, w.Cc + (size_t)t0 * r, v + (size_t)t0 * C3, C3, n, hs, 1);
+                loc_load(&w.L, w.A + (size_t)t0 * r, w.Cc + (size_t)t0 * r, w.Vb, n, hs, 1);
                 loc_backward(&w.L, dA + (size_t)t0 * r, dC + (size_t)t0 * r, dVb + (size_t)t0 * hs1, gb, n, hs, 2);
             }
             if (t0 + n == T) break;
@@ -527,6 +545,14 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
         const float *st = w.stats;
         for (int t = 0; t < T; t++) {
             size_t ti = (size_t)t;
+            if (t + PF < T) {
+                size_t tp = ti + PF;
+                prefetch_row(q + tp * C3, hs, 0);
+                prefetch_row(k + tp * C3, hs, 0);
+                prefetch_row(dq + tp * C3, hs, 1);
+                prefetch_row(dk + tp * C3, hs, 1);
+                prefetch_row(dv + tp * C3, hs, 1);
+            }
             for (int d = 0; d < hs; d++) dv[ti * C3 + d] += dVb[ti * hs1 + d];
             if (s.learned) { /* gradients of q and k themselves */
                 for (int d = 0; d < hs; d++) {

@@ -102,27 +102,29 @@ __attribute__((target("arch=x86-64-v4"))) static void kernel_avx512_half(int kc,
 }
 
 /* An edge panel of one column (the [v; 1] products' 65th): one 8-row vector
- * and one FMA per k, an eighth of the 8 x 16 kernel's work. Two running
- * sums (even and odd k) hide the FMA latency; added at the end. */
+ * and one FMA per k, an eighth of the 8 x 16 kernel's work. Four running
+ * sums (k mod 4) hide the FMA latency; added at the end. */
 typedef float v8 __attribute__((vector_size(32)));
 __attribute__((target("arch=x86-64-v3"))) static void kernel_col1(int kc, const float *restrict a,
                                                                  const float *restrict b, float *restrict c) {
-    v8 acc0 = {0}, acc1 = {0};
+    v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, x0, x1, x2, x3;
     int k = 0;
-    for (; k + 2 <= kc; k += 2, a += 2 * MR, b += 2 * NR) {
-        v8 a0, a1;
-        __builtin_memcpy(&a0, a, sizeof a0);
-        __builtin_memcpy(&a1, a + MR, sizeof a1);
-        acc0 += a0 * b[0];
-        acc1 += a1 * b[NR];
+    for (; k + 4 <= kc; k += 4, a += 4 * MR, b += 4 * NR) {
+        __builtin_memcpy(&x0, a, sizeof x0);
+        __builtin_memcpy(&x1, a + MR, sizeof x1);
+        __builtin_memcpy(&x2, a + 2 * MR, sizeof x2);
+        __builtin_memcpy(&x3, a + 3 * MR, sizeof x3);
+        s0 += x0 * b[0];
+        s1 += x1 * b[NR];
+        s2 += x2 * b[2 * NR];
+        s3 += x3 * b[3 * NR];
     }
-    if (k < kc) {
-        v8 a0;
-        __builtin_memcpy(&a0, a, sizeof a0);
-        acc0 += a0 * b[0];
+    for (; k < kc; k++, a += MR, b += NR) {
+        __builtin_memcpy(&x0, a, sizeof x0);
+        s0 += x0 * b[0];
     }
-    acc0 += acc1;
-    for (int r = 0; r < MR; r++) c[(size_t)r * NR] = acc0[r];
+    v8 sum = (s0 + s1) + (s2 + s3);
+    for (int r = 0; r < MR; r++) c[(size_t)r * NR] = sum[r];
 }
 
 KERNEL_FULL(kernel_avx512, "arch=x86-64-v4")
