@@ -416,8 +416,10 @@ static int cmd_bench_attn(int argc, char **argv) {
     const AttnConfig *a = &g.attn;
     int B = c.batch_size, T = c.seq_len, C = c.n_embd;
     size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, np = k->n_params(a), ns = k->n_saved(a, B, T);
-    float *qkv = malloc(nqkv * sizeof *qkv), *dqkv = malloc(nqkv * sizeof *dqkv), *out = malloc(nout * sizeof *out);
-    float *dout = malloc(nout * sizeof *dout), *params = malloc((np + 1) * sizeof *params);
+    /* the layer's tensors as the model holds them: huge pages (big_alloc), so
+     * that a head's walk down rows 3C floats apart is not a TLB miss a row */
+    float *qkv = big_alloc(nqkv * sizeof *qkv), *dqkv = big_alloc(nqkv * sizeof *dqkv);
+    float *out = big_alloc(nout * sizeof *out), *dout = big_alloc(nout * sizeof *dout), *params = malloc((np + 1) * sizeof *params);
     float *dparams = calloc(np + 1, sizeof *dparams), *saved = malloc((ns + 1) * sizeof *saved);
     if (!qkv || !dqkv || !out || !dout || !params || !dparams || !saved) die("bench-attn: out of memory");
     Rng r;

@@ -193,21 +193,10 @@ static void dphi_cols(float *dA, float *dAT, const float *dPhiT, const float *AT
 }
 
 /* LN of T rows of one head, and into out2 with gain2 if given; stats for backward */
-/* Rows of a head lie 3C floats apart in qkv: the hardware prefetcher
- * does not run ahead of such a walk, so reads of the row PF ahead are
- * issued by hand (one per cache line). */
-#define PF 8
-static inline void prefetch_row(const float *x, int hs, int write) {
-    for (int d = 0; d < hs; d += 16) {
-        if (write) __builtin_prefetch(x + d, 1);
-        else __builtin_prefetch(x + d, 0);
-    }
-}
-
 static void ln_head(float *out, float *out2, float *mean, float *rstd, const float *x, size_t stride, int T, int hs,
                     const float *gain, const float *gain2) {
     for (int t = 0; t < T; t++) {
-        if (t + PF < T) prefetch_row(x + (size_t)(t + PF) * stride, hs, 0);
+        if (t + TILE_PF < T) tile_prefetch_row(x + (size_t)(t + TILE_PF) * stride, hs, 0);
         ln_row2(out + (size_t)t * hs, out2 ? out2 + (size_t)t * hs : NULL, x + (size_t)t * stride, gain, gain + hs,
                 gain2, gain2 ? gain2 + hs : NULL, hs, mean + t, rstd + t);
     }
@@ -251,7 +240,7 @@ static void sketch_backward(float *dX, float *dM, float *tmp, const float *Y, in
 /* [v | 1] rows of one head */
 static void vbar_rows(float *Vb, const float *v, size_t stride, int n, int hs) {
     for (int i = 0; i < n; i++) {
-        if (i + PF < n) prefetch_row(v + (size_t)(i + PF) * stride, hs, 0);
+        if (i + TILE_PF < n) tile_prefetch_row(v + (size_t)(i + TILE_PF) * stride, hs, 0);
         memcpy(Vb + (size_t)i * (hs + 1), v + (size_t)i * stride, (size_t)hs * sizeof *Vb);
         Vb[(size_t)i * (hs + 1) + hs] = 1.0f;
     }
@@ -483,9 +472,9 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
         memset(dVb, 0, Thp * sizeof *dVb);
         memset(dQl, 0, 2 * Ths * sizeof *dQl);
         for (int i = 0; i < T; i++) { /* g-bar_i = [g_i / D_i ; -(g_i . o_i) / D_i] */
-            if (i + PF < T) {
-                prefetch_row(g + (size_t)(i + PF) * C, hs, 0);
-                prefetch_row(o + (size_t)(i + PF) * C, hs, 0);
+            if (i + TILE_PF < T) {
+                tile_prefetch_row(g + (size_t)(i + TILE_PF) * C, hs, 0);
+                tile_prefetch_row(o + (size_t)(i + TILE_PF) * C, hs, 0);
             }
             float dot = 0.0f, inv = 1.0f / D[i];
             for (int d = 0; d < hs; d++) {
@@ -545,13 +534,13 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
         const float *st = w.stats;
         for (int t = 0; t < T; t++) {
             size_t ti = (size_t)t;
-            if (t + PF < T) {
-                size_t tp = ti + PF;
-                prefetch_row(q + tp * C3, hs, 0);
-                prefetch_row(k + tp * C3, hs, 0);
-                prefetch_row(dq + tp * C3, hs, 1);
-                prefetch_row(dk + tp * C3, hs, 1);
-                prefetch_row(dv + tp * C3, hs, 1);
+            if (t + TILE_PF < T) {
+                size_t tp = ti + TILE_PF;
+                tile_prefetch_row(q + tp * C3, hs, 0);
+                tile_prefetch_row(k + tp * C3, hs, 0);
+                tile_prefetch_row(dq + tp * C3, hs, 1);
+                tile_prefetch_row(dk + tp * C3, hs, 1);
+                tile_prefetch_row(dv + tp * C3, hs, 1);
             }
             for (int d = 0; d < hs; d++) dv[ti * C3 + d] += dVb[ti * hs1 + d];
             if (s.learned) { /* gradients of q and k themselves */
