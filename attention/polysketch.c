@@ -10,11 +10,13 @@
  * Causal block algorithm, block b: S = sum over earlier blocks of
  * phi(c_j) [v_j; 1]^T (r(r+1)/2 x (hs+1)); for block l,
  * u_i = phi(a_i)^T S + sum_{j in block, j <= i} w_ij [v_j; 1], then
- * S += phi(C_l)^T V_l. D_i = 1 + u_i[hs], o_i = u_i[:hs] / D_i. The heavy
- * products go through sgemm. With local_exact, the diagonal blocks use the
- * exact weight (q^_i . k^_j)^p with two LayerNorms of their own (as the
- * official "mixed" variant). Saved for backward: D [B, NH, T]; everything
- * else is recomputed. Per-thread scratch is O(T) for one head. */
+ * S += phi(C_l)^T V_l. D_i = 1 + u_i[hs], o_i = u_i[:hs] / D_i. The
+ * products with S go through sgemm; the block's own weights through the
+ * 64 x 64 tiles of tile.h, as exact attention's. With local_exact, the
+ * diagonal blocks use the exact weight (q^_i . k^_j)^p with two LayerNorms
+ * of their own (as the official "mixed" variant). Saved for backward:
+ * D [B, NH, T]; everything else is recomputed. Per-thread scratch is O(T)
+ * for one head. */
 #include <math.h>
 #include <stdio.h>
 

@@ -1,4 +1,5 @@
-/* Dense tile products shared by the exact attention kinds.
+/* Dense tile products shared by the exact attention kinds (and
+ * PolySketch's diagonal blocks).
  *
  * Tiles are row-major with widths padded to multiples of 16 (TILE = 64 keys
  * or queries; head dimension rounded up to HP = 16k), padding zero-filled, so

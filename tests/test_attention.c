@@ -1,9 +1,10 @@
 /* Polynomial and PolySketch attention (ALGORITHMS.md section 4):
  *  1. against dense references in double (explicit masked n x n weights),
- *     for block sizes 1, 2, 4 and n, with and without local exact, degree 4
- *     and 8;
+ *     for block sizes 1, 2, 4, 48 and n, with and without local exact,
+ *     degree 4 and 8;
  *  2. gradients for q, k, v and every trainable parameter against central
- *     differences of the dense reference;
+ *     differences of the dense reference (a block of 80 rows: two 64-row
+ *     tiles and the tile pair below its diagonal);
  *  3. causality;
  *  4. the sketch approximates exact polynomial attention better as r grows
  *     (clustered inputs), and every weight is >= 0 (D >= 1);
