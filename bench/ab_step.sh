@@ -32,6 +32,4 @@ for ((r = 1; r <= rounds; r++)); do
     ma=$(step_ms "$a"); mb=$(step_ms "$b")
     echo "$ma $mb" | tee -a "$tmp/all"
 done
-awk '{print $1}' "$tmp/all" | median >"$tmp/ma"
-awk '{print $2}' "$tmp/all" | median >"$tmp/mb"
-awk -v a="$(cat "$tmp/ma")" -v b="$(cat "$tmp/mb")" 'BEGIN { printf "medians: A %s, B %s: B takes %.3fx A'"'"'s time\n", a, b, b / a }'
+ab_summary "$tmp/all"

@@ -73,6 +73,13 @@ if [ "$(grep -cE '^[0-9.]+ [0-9.]+$' "$T/ab.out")" -eq 2 ] &&
    grep -qE '^medians: A [0-9.]+, B [0-9.]+: B takes [0-9.]+x A.s time$' "$T/ab.out"; then pass ab_step_alternates
 else fail ab_step_alternates "$(cat "$T/ab.out")"; fi
 
+# bench/ab_attn.sh: one attention layer of two kinds in turns
+KEYS_A=attention=softmax T=256 H=2 C=32 REPS=0 bench/ab_attn.sh "$TRAIN" "$TRAIN" 2 >"$T/aba.out" 2>&1
+if [ "$(grep -cE '^[0-9.]+ [0-9.]+$' "$T/aba.out")" -eq 2 ] &&
+   grep -q 'A=.* attention=softmax  B=.* attention=polysketch' "$T/aba.out" &&
+   grep -qE '^medians: A [0-9.]+, B [0-9.]+: B takes [0-9.]+x A.s time$' "$T/aba.out"; then pass ab_attn_alternates
+else fail ab_attn_alternates "$(cat "$T/aba.out")"; fi
+
 # dump_step: loss, logits and gradients under HF names
 $TRAIN "$T/tiny.cfg" max_steps=1 eval_interval=0 dump_step="$T/dump.safetensors" out_dir="$T/run4" >"$T/log4" 2>&1
 hl=$(od -An -t u8 -N 8 "$T/dump.safetensors" 2>/dev/null | tr -d ' ')
