@@ -463,11 +463,11 @@ static void ps_backward(const AttnConfig *a, const float *params, const float *q
         const float *D = saved + (size_t)bh * T;
         float *dq = dqkv + attn_qkv_at(a, bi, h, T), *dk = dq + C, *dv = dq + 2 * C, *pg = part + bh * np;
         size_t Tr = (size_t)T * r, Ths = (size_t)T * hs, Thp = (size_t)T * hs1, bb = (size_t)s.b;
-        size_t extra = 2 * Tr + 3 * Thp + 2 * Ths + 2 * Ths + bb * F;
+        size_t extra = 2 * Tr + 2 * Thp + 2 * Ths + 2 * Ths + bb * F;
         Work w;
         float *e = work_carve(&w, &s, T, extra);
-        float *dA = e, *dC = dA + Tr, *Gb = dC + Tr, *dVb = Gb + Thp, *tmp = dVb + Thp;
-        float *dQ = tmp + Thp, *dK = dQ + Ths, *t2 = w.tmp, *dQl = dK + Ths, *dKl = dQl + Ths;
+        float *dA = e, *dC = dA + Tr, *Gb = dC + Tr, *dVb = Gb + Thp;
+        float *dQ = dVb + Thp, *dK = dQ + Ths, *t2 = w.tmp, *dQl = dK + Ths, *dKl = dQl + Ths;
         float *dPhi = dKl + Ths;
         prepare_head(&w, &s, params, q, k, C3, T);
         memset(dA, 0, 2 * Tr * sizeof *dA);
