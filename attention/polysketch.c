@@ -609,28 +609,34 @@ static void feature_one(float *out, const float *x, const float *params, const S
     sketch_one(out, buf, params, s, buf + s->hs);
 }
 
+/* One token through every head, the heads shared out over the threads. At
+ * the start of a block the previous block is folded into S with the
+ * training's own product, S += phi(C)^T [V 1] (phi_rows and sgemm). */
 static void ps_decode(const AttnConfig *a, const float *params, const float *qkv_t, float *state, int t,
                       float *out_t) {
     const Shape s = shape_of(a);
     const int C = a->n_embd, hs = s.hs, hs1 = s.hs1, r = s.r, F = s.F, row = r + (s.local ? hs : 0) + hs;
     const int slot = t % s.b;
-    size_t nbuf = 2 * (size_t)(hs + r) + sketch_net_work(1, hs, r) + sketch_net_tmp(1, hs, r);
-    float *buf = tile_scratch((size_t)F + 2 * (size_t)(hs + r) + (size_t)s.b + nbuf);
-    float *phi = buf, *am = phi + F, *ql = am + hs + r, *wt = ql + hs + r, *fb = wt + s.b;
+    const size_t nbuf = 2 * (size_t)(hs + r) + sketch_net_work(1, hs, r) + sketch_net_tmp(1, hs, r);
+    const size_t bb = (size_t)s.b;
+    #pragma omp parallel for schedule(static)
     for (int h = 0; h < a->n_head; h++) {
+        float *buf = tile_scratch((size_t)F + 2 * (size_t)(hs + r) + bb + (size_t)hs1 + nbuf + bb * (F + r + hs1));
+        float *phi = buf, *am = phi + F, *ql = am + hs + r, *wt = ql + hs + r, *u = wt + bb, *fb = u + hs1;
+        float *Phi = fb + nbuf, *Cb = Phi + bb * F, *Vb = Cb + bb * r;
         float *S = state + (size_t)h * head_state(&s), *blk = S + (size_t)F * hs1;
         const float *q = qkv_t + h * hs, *k = qkv_t + C + h * hs, *v = qkv_t + 2 * C + h * hs;
         if (t == 0) memset(S, 0, (size_t)F * hs1 * sizeof *S);
-        if (slot == 0 && t > 0) /* a block ended: fold it into S */
+        if (slot == 0 && t > 0) { /* a block ended: fold it into S */
             for (int j = 0; j < s.b; j++) {
                 const float *bj = blk + (size_t)j * row;
-                phi_rows(phi, bj, 1, r, F);
-                for (int f = 0; f < F; f++) {
-                    float *Sf = S + (size_t)f * hs1;
-                    for (int d = 0; d < hs; d++) Sf[d] += phi[f] * bj[row - hs + d];
-                    Sf[hs] += phi[f];
-                }
+                memcpy(Cb + (size_t)j * r, bj, (size_t)r * sizeof *Cb);
+                memcpy(Vb + (size_t)j * hs1, bj + row - hs, (size_t)hs * sizeof *Vb);
+                Vb[(size_t)j * hs1 + hs] = 1.0f;
             }
+            phi_rows(Phi, Cb, s.b, r, F);
+            sgemm(F, hs1, s.b, Phi, F, 1, Vb, hs1, 0, S, hs1, 1);
+        }
         float *mine = blk + (size_t)slot * row;
         feature_one(mine, k, params, &s, fb); /* c_t */
         if (s.local) ln_row(mine + r, k, params + s.lnk, params + s.lnk + hs, hs, NULL, NULL);
@@ -638,16 +644,14 @@ static void ps_decode(const AttnConfig *a, const float *params, const float *qkv
         if (!out_t) continue;
         feature_one(am, q, params, &s, fb); /* a_t */
         if (s.local) ln_row(ql, q, params + s.lnq, params + s.lnq + hs, hs, NULL, NULL);
-        float u[1025] = {0};
+        memset(u, 0, (size_t)hs1 * sizeof *u);
         phi_rows(phi, am, 1, r, F);
         for (int f = 0; f < F; f++)
             for (int d = 0; d < hs1; d++) u[d] += phi[f] * S[(size_t)f * hs1 + d];
         for (int j = 0; j <= slot; j++) {
             const float *bj = blk + (size_t)j * row, *x = s.local ? ql : am, *y = s.local ? bj + r : bj;
             int dim = s.local ? hs : r;
-            float z = 0.0f;
-            for (int i = 0; i < dim; i++) z += x[i] * y[i];
-            wt[j] = powi(z, s.local ? s.p : 2);
+            wt[j] = powi(dot16(x, y, dim), s.local ? s.p : 2);
             for (int d = 0; d < hs; d++) u[d] += wt[j] * bj[row - hs + d];
             u[hs] += wt[j];
         }
