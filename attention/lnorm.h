@@ -20,19 +20,6 @@ static inline float sum16(const float *x, int n) {
     return s;
 }
 
-/* x . y over n, in the same 16 lanes: vectorised (a plain float loop is a
- * chain of n dependent additions) */
-static inline float dot16(const float *x, const float *y, int n) {
-    vf16 acc = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16) acc += vf16_load(x + i) * vf16_load(y + i);
-    float l[16], s = 0.0f;
-    vf16_store(l, acc);
-    for (int k = 0; k < 16; k++) s += l[k];
-    for (; i < n; i++) s += x[i] * y[i];
-    return s;
-}
-
 /* y = LN(x) with (gain, bias), and y2 with (gain2, bias2) if y2 is given:
  * two LayerNorms of one vector share its mean and rstd */
 static inline void ln_row2(float *y, float *y2, const float *x, const float *gain, const float *bias,

@@ -150,16 +150,15 @@ static void poly_decode(const AttnConfig *a, const float *params, const float *q
     for (int h = 0; h < a->n_head; h++) ln_row(row + h * hs, qkv_t + C + h * hs, params, params + hs, hs, NULL, NULL);
     memcpy(row + C, qkv_t + 2 * C, (size_t)C * sizeof *row);
     if (!out_t) return;
-    float *qn = tile_scratch((size_t)hs);
+    #pragma omp parallel for schedule(static) /* heads over the threads: the same arithmetic per head */
     for (int h = 0; h < a->n_head; h++) {
+        float *qn = tile_scratch((size_t)hs);
         ln_row(qn, qkv_t + h * hs, params, params + hs, hs, NULL, NULL);
         float *o = out_t + h * hs, sum = 0.0f;
         memset(o, 0, (size_t)hs * sizeof *o);
         for (int j = 0; j <= t; j++) {
             const float *kj = state + (size_t)j * 2 * C + h * hs, *vj = kj + C;
-            float x = 0.0f;
-            for (int d = 0; d < hs; d++) x += qn[d] * kj[d];
-            float w = powi(x, p);
+            float w = powi(dot16(qn, kj, hs), p);
             sum += w;
             for (int d = 0; d < hs; d++) o[d] += w * vj[d];
         }

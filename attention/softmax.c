@@ -7,6 +7,7 @@
  * Per-thread scratch is a few tiles plus one head's keys and values (or
  * queries and output gradients), loaded once per head: O(T), never T x T. */
 #include <math.h>
+#include <omp.h>
 
 #include "attention.h"
 #include "tile.h"
@@ -176,46 +177,47 @@ static void softmax_backward(const AttnConfig *a, const float *params, const flo
 /* Decoding: the state is the K and V cache, [T][2C]. */
 static size_t softmax_n_state(const AttnConfig *a, int T) { return (size_t)T * 2 * a->n_embd; }
 
-/* The cache is read row by row (all heads of a position together), so it
- * streams through memory once for scores and once for values. */
+/* The heads are shared out over the threads, a contiguous range each (the
+ * same arithmetic per head whatever the thread count); each thread reads
+ * its heads' part of the cache row by row, so it streams through memory
+ * once for scores and once for values. */
 static void softmax_decode(const AttnConfig *a, const float *params, const float *qkv_t, float *state, int t,
                            float *out_t) {
     const int C = a->n_embd, hs = a->head_size, NH = a->n_head, n = t + 1, ld = (n + 15) / 16 * 16;
     memcpy(state + (size_t)t * 2 * C, qkv_t + C, 2 * (size_t)C * sizeof *state);
     if (!out_t) return;
     const float scale = 1.0f / sqrtf((float)hs);
-    float *w = tile_scratch((size_t)NH * ld + NH); /* w[h][j], then 1 / sum per head */
-    for (int j = 0; j < n; j++) {                  /* s_hj = scale q_h . k_hj */
-        const float *row = state + (size_t)j * 2 * C;
-        for (int h = 0; h < NH; h++) {
-            const float *q = qkv_t + h * hs, *k = row + h * hs;
-            float s = 0.0f;
-            for (int d = 0; d < hs; d++) s += q[d] * k[d];
-            w[(size_t)h * ld + j] = s * scale;
+    #pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int h0 = NH * id / nt, h1 = NH * (id + 1) / nt;
+        float *w = tile_scratch((size_t)NH * ld + NH); /* w[h][j], then 1 / sum per head */
+        for (int j = 0; j < n; j++) {                  /* s_hj = scale q_h . k_hj */
+            const float *row = state + (size_t)j * 2 * C;
+            for (int h = h0; h < h1; h++) {
+                w[(size_t)h * ld + j] = dot16(qkv_t + h * hs, row + h * hs, hs) * scale;
+            }
         }
-    }
-    float *inv = w + (size_t)NH * ld;
-    for (int h = 0; h < NH; h++) { /* w_hj = exp(s_hj - max_h), 16 at a time */
-        float *wh = w + (size_t)h * ld, mx = row_max(wh, n);
-        for (int j = n; j < ld; j++) wh[j] = -INFINITY;
-        vf16 acc = {0};
-        for (int j = 0; j < ld; j += 16) {
-            vf16 e = vf16_exp(vf16_load(wh + j) - mx);
-            vf16_store(wh + j, e);
-            acc += e;
+        float *inv = w + (size_t)NH * ld;
+        for (int h = h0; h < h1; h++) { /* w_hj = exp(s_hj - max_h), 16 at a time */
+            float *wh = w + (size_t)h * ld, mx = row_max(wh, n);
+            for (int j = n; j < ld; j++) wh[j] = -INFINITY;
+            vf16 acc = {0};
+            for (int j = 0; j < ld; j += 16) {
+                vf16 e = vf16_exp(vf16_load(wh + j) - mx);
+                vf16_store(wh + j, e);
+                acc += e;
+            }
+            inv[h] = 1.0f / tile_lanes_sum(acc);
         }
-        float lanes[16], sum = 0.0f;
-        vf16_store(lanes, acc);
-        for (int i = 0; i < 16; i++) sum += lanes[i];
-        inv[h] = 1.0f / sum;
-    }
-    memset(out_t, 0, (size_t)C * sizeof *out_t);
-    for (int j = 0; j < n; j++) { /* o_h += p_hj v_hj */
-        const float *v = state + (size_t)j * 2 * C + C;
-        for (int h = 0; h < NH; h++) {
-            float p = w[(size_t)h * ld + j] * inv[h], *o = out_t + h * hs;
-            const float *vh = v + h * hs;
-            for (int d = 0; d < hs; d++) o[d] += p * vh[d];
+        memset(out_t + h0 * hs, 0, (size_t)(h1 - h0) * hs * sizeof *out_t);
+        for (int j = 0; j < n; j++) { /* o_h += p_hj v_hj */
+            const float *v = state + (size_t)j * 2 * C + C;
+            for (int h = h0; h < h1; h++) {
+                float p = w[(size_t)h * ld + j] * inv[h], *o = out_t + h * hs;
+                const float *vh = v + h * hs;
+                for (int d = 0; d < hs; d++) o[d] += p * vh[d];
+            }
         }
     }
 }

@@ -121,6 +121,20 @@ static inline float tanh_fast(float x) {
     return v[0];
 }
 
+/* x . y over n in 16 lanes, then the lanes in order: vectorised (a plain
+ * float loop is a chain of n dependent additions) and the same result
+ * every time */
+static inline float dot16(const float *x, const float *y, int n) {
+    vf16 acc = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16) acc += vf16_load(x + i) * vf16_load(y + i);
+    float l[16], s = 0.0f;
+    vf16_store(l, acc);
+    for (int k = 0; k < 16; k++) s += l[k];
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
 /* The largest of x[0:n] (-inf when n is 0): 16 lanes, then the tail. Max is
  * exact, so the order does not change the result. */
 static inline float row_max(const float *x, int n) {
