@@ -42,17 +42,7 @@ void generator_free(Generator *g) {
 /* out[OC] = W[OC, C] . x + bias */
 static void gemv(float *out, const float *W, const float *bias, const float *x, int C, int OC) {
     #pragma omp parallel for schedule(static)
-    for (int o = 0; o < OC; o++) {
-        const float *w = W + (size_t)o * C;
-        vf16 acc = {0};
-        int k = 0;
-        for (; k + 16 <= C; k += 16) acc += vf16_load(w + k) * vf16_load(x + k);
-        float lanes[16], s = 0.0f;
-        vf16_store(lanes, acc);
-        for (int i = 0; i < 16; i++) s += lanes[i];
-        for (; k < C; k++) s += w[k] * x[k];
-        out[o] = s + (bias ? bias[o] : 0.0f);
-    }
+    for (int o = 0; o < OC; o++) out[o] = dot16(W + (size_t)o * C, x, C) + (bias ? bias[o] : 0.0f);
 }
 
 /* Runs the batched forward over the window; refills the cache from its q, k, v. */
