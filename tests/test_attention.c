@@ -9,9 +9,10 @@
  *  4. the sketch approximates exact polynomial attention better as r grows
  *     (clustered inputs), and every weight is >= 0 (D >= 1);
  *  5. saved memory linear in n; decoding one position at a time gives the
- *     forward's outputs;
+ *     forward's outputs, with the same bits on 1, 2 and 3 threads;
  *  6. the FLOP counts behind MFU. */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "../attention/attention.h"
@@ -411,6 +412,32 @@ static void test_memory_and_decode(void) {
     }
 }
 
+/* Decoding shares a token's heads out over the threads: 1, 2 and 3
+ * threads must give the same bits, for every kind (5 heads: uneven shares). */
+static void test_decode_threads(void) {
+    const AttentionKind *kinds[] = {&attention_softmax, &attention_polynomial, &attention_polysketch,
+                                    &attention_polysketch};
+    int local[] = {0, 0, 0, 1}, T = 40, NH = 5, C = NH * 8, threads = omp_get_max_threads();
+    for (int i = 0; i < 4; i++) {
+        AttnConfig a = cfg(NH, 8, 4, 6, 16, local[i]);
+        Case c = make_case(kinds[i], a, 1, T, 0.1f);
+        float *out[3];
+        for (int nt = 1; nt <= 3; nt++) {
+            omp_set_num_threads(nt);
+            float *state = calloc(c.k->n_state(&a, T), sizeof *state);
+            out[nt - 1] = malloc((size_t)T * C * sizeof(float));
+            for (int t = 0; t < T; t++) c.k->decode(&a, c.params, c.qkv + (size_t)t * 3 * C, state, t, out[nt - 1] + t * C);
+            free(state);
+        }
+        omp_set_num_threads(threads);
+        CHECK(memcmp(out[0], out[1], (size_t)T * C * sizeof(float)) == 0 &&
+                  memcmp(out[0], out[2], (size_t)T * C * sizeof(float)) == 0,
+              "%s local %d: decoding's bits depend on the thread count", c.k->name, local[i]);
+        for (int k = 0; k < 3; k++) free(out[k]);
+        free_case(&c);
+    }
+}
+
 /* MFU counts each kind's own products: dense kinds grow with T, PolySketch
  * does not. The figures by hand for H=12, d=64 (C=768), r=32, b=256:
  * softmax at T=2048: q.k and w.v, 2 FLOPs each, over 1024 keys: 4 C 1024;
@@ -459,6 +486,7 @@ int main(void) {
     RUN(test_causality);
     RUN(test_sketch_error_falls_with_r);
     RUN(test_memory_and_decode);
+    RUN(test_decode_threads);
     RUN(test_flops_count);
     return 0;
 }
