@@ -194,9 +194,7 @@ static void softmax_decode(const AttnConfig *a, const float *params, const float
         float *w = tile_scratch((size_t)NH * ld + NH); /* w[h][j], then 1 / sum per head */
         for (int j = 0; j < n; j++) {                  /* s_hj = scale q_h . k_hj */
             const float *row = state + (size_t)j * 2 * C;
-            for (int h = h0; h < h1; h++) {
-                w[(size_t)h * ld + j] = dot16(qkv_t + h * hs, row + h * hs, hs) * scale;
-            }
+            for (int h = h0; h < h1; h++) w[(size_t)h * ld + j] = dot16(qkv_t + h * hs, row + h * hs, hs) * scale;
         }
         float *inv = w + (size_t)NH * ld;
         for (int h = h0; h < h1; h++) { /* w_hj = exp(s_hj - max_h), 16 at a time */
