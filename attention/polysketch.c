@@ -259,31 +259,32 @@ typedef struct {
     float *Q, *K, *Kt, *V, *G, *delta, *dQ, *dK, *dV, *O, *acc, *X, *dX, *P;
 } Loc;
 
-static size_t loc_floats(const Shape *s) {
-    size_t dp = (size_t)tile_pad(s->local ? s->hs : s->r), hp = (size_t)tile_pad(s->hs);
-    size_t bp = ((size_t)s->b + TILE - 1) / TILE * TILE;
-    return bp * (4 * dp + 2 * hp + 1) + TILE * (dp + 2 * hp + 3 * TILE + 1);
-}
-
-static float *loc_carve(Loc *L, const Shape *s, float *p) {
+/* Lays Loc's buffers out from base (NULL: only counts them); returns the
+ * floats they take. */
+static size_t loc_carve(Loc *L, const Shape *s, float *base) {
     L->dim = s->local ? s->hs : s->r;
     L->dp = tile_pad(L->dim), L->hp = tile_pad(s->hs), L->bp = (s->b + TILE - 1) / TILE * TILE;
-    size_t bp = (size_t)L->bp, dp = (size_t)L->dp, hp = (size_t)L->hp;
-    L->Q = p, p += bp * dp;
-    L->K = p, p += bp * dp;
-    L->Kt = p, p += bp * dp;
-    L->dQ = p, p += bp * dp;
-    L->V = p, p += bp * hp;
-    L->G = p, p += bp * hp;
-    L->delta = p, p += bp;
-    L->dK = p, p += TILE * dp;
-    L->dV = p, p += TILE * hp;
-    L->O = p, p += TILE * hp;
-    L->X = p, p += TILE * TILE;
-    L->dX = p, p += TILE * TILE;
-    L->P = p, p += TILE * TILE;
-    L->acc = p, p += TILE;
-    return p;
+    const size_t bp = (size_t)L->bp, dp = (size_t)L->dp, hp = (size_t)L->hp;
+    struct {
+        float **p;
+        size_t n;
+    } parts[] = {
+        {&L->Q, bp * dp}, {&L->K, bp * dp}, {&L->Kt, bp * dp}, {&L->dQ, bp * dp},       /* the block's rows */
+        {&L->V, bp * hp}, {&L->G, bp * hp}, {&L->delta, bp},                           /* ... of v and g-bar */
+        {&L->dK, TILE * dp}, {&L->dV, TILE * hp}, {&L->O, TILE * hp}, {&L->acc, TILE}, /* a key or query tile */
+        {&L->X, TILE * TILE}, {&L->dX, TILE * TILE}, {&L->P, TILE * TILE},             /* a tile pair */
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        *parts[i].p = base ? base + n : NULL;
+        n += parts[i].n;
+    }
+    return n;
+}
+
+static size_t loc_floats(const Shape *s) {
+    Loc L;
+    return loc_carve(&L, s, NULL);
 }
 
 /* The block's queries and keys (rows t0 .. t0+n of lq, lk, stride dim) and
