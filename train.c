@@ -232,7 +232,7 @@ static int cmd_train(int argc, char **argv) {
     config_defaults(&c);
     if (config_load(&c, argv[0], &e)) die("%s", e.msg);
     for (int i = 1; i < argc; i++)
-        if (config_set_arg(&c, argv[i], &e)) die("%s", e.msg);
+        if (config_set_cli(&c, argv[i], &e)) die("%s", e.msg);
     if (config_validate(&c, 1, &e)) die("%s", e.msg);
     Bpe *bpe = c.sample_tokens > 0 ? load_tokenizer() : NULL;
     struct sigaction sa;
@@ -271,17 +271,22 @@ static void load_checkpoint_config(const char *ckpt, char *dir, size_t n, Config
 static const char *SAMPLE_USAGE =
     "usage: ./train sample CKPT [--prompt TEXT | --prompt-file PATH] [--max-new-tokens N]\n"
     "                      [--temperature T] [--top-k K] [--top-p P] [--seed S] [--no-cache]\n"
+    "                      [key=value ...]\n"
     "  CKPT: an out_dir (its latest checkpoint), a step directory, or hf:DIR (a\n"
     "  Hugging Face GPT-2: config.json + model.safetensors). Defaults: the prompt\n"
     "  is <|endoftext|>, 200 tokens, temperature 1 (0 is greedy), top-k 50,\n"
-    "  top-p 1, seed 1337. --no-cache re-runs the whole context for each token.\n";
+    "  top-p 1, seed 1337. --no-cache re-runs the whole context for each token.\n"
+    "  key=value: config keys over the checkpoint's; attention keys convert it\n"
+    "  (e.g. a polynomial model sampled with attention=polysketch: the kind's\n"
+    "  tensors the checkpoint lacks start from config key seed's initialisation).\n";
 
 static int cmd_sample(int argc, char **argv) {
     if (argc < 1 || argv[0][0] == '-') die("sample: CKPT is required\n%s", SAMPLE_USAGE);
     const char *prompt = NULL, *prompt_file = NULL;
     int64_t max_new = 200, top_k = 50, seed = 1337;
     double temperature = 1.0, top_p = 1.0;
-    int use_cache = 1;
+    int use_cache = 1, n_keys = 0;
+    const char *keys[64]; /* key=value: another attention kind than the checkpoint's */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -304,6 +309,8 @@ static int cmd_sample(int argc, char **argv) {
         } else if (strcmp(a, "--help") == 0) {
             fputs(SAMPLE_USAGE, stdout);
             return 0;
+        } else if (a[0] != '-' && strchr(a, '=') && n_keys < 64) {
+            keys[n_keys++] = a;
         } else {
             die("sample: %s '%s'\n%s", has || a[0] != '-' ? "unknown option" : "missing value for", a, SAMPLE_USAGE);
         }
@@ -312,12 +319,17 @@ static int cmd_sample(int argc, char **argv) {
     Config c;
     Err e;
     load_checkpoint_config(argv[0], dir, sizeof dir, &c);
+    for (int i = 0; i < n_keys; i++)
+        if (config_set_arg(&c, keys[i], &e)) die("sample: %s", e.msg);
+    if (n_keys && config_validate(&c, 0, &e)) die("sample: %s", e.msg);
     GPT2Config g;
     GPT2 m;
     Generator gen;
-    if (trainer_model_config(&c, &g, &e) || gpt2_build(&m, &g, 1, c.block_size, &e) ||
-        checkpoint_load_model(dir, &m, &e) || generator_init(&gen, &m, use_cache, &e))
+    char note[3200];
+    if (trainer_model_config(&c, &g, &e) || gpt2_build(&m, &g, 1, c.block_size, &e)) die("sample: %s", e.msg);
+    if (checkpoint_init_model(dir, &m, (uint64_t)c.seed, note, sizeof note, &e) || generator_init(&gen, &m, use_cache, &e))
         die("sample: %s", e.msg);
+    if (note[0]) fprintf(stderr, "sample: %s\n", note);
     Bpe *bpe = load_tokenizer();
     if (bpe_vocab_size(bpe) > c.vocab_size) die("sample: the model's vocabulary (%d) is smaller than GPT-2's", c.vocab_size);
     BpeCtx *ctx = bpe_ctx_new(bpe);
@@ -492,7 +504,7 @@ static const char *USAGE =
     "usage: ./train CONFIG [key=value ...]   train a model\n"
     "       ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR [options]\n"
     "       ./train sample CKPT [--prompt TEXT] [--max-new-tokens N] [--temperature T]\n"
-    "                      [--top-k K] [--top-p P] [--seed S] [--no-cache]\n"
+    "                      [--top-k K] [--top-p P] [--seed S] [--no-cache] [key=value ...]\n"
     "       ./train eval CKPT [val_data=...] [key=value ...]   validation loss and perplexity\n"
     "       ./train bench-attn [key=value ...] [reps=N]   time one attention layer (fwd, bwd, memory)\n"
     "       ./train tokenize [--allow-special] < text      print GPT-2 token ids\n"

@@ -41,6 +41,8 @@ typedef struct {
     int rows, cols;                 /* cols 0: a vector */
     int trainable;                  /* 0: fixed (random sketches), no gradient, not updated */
     int decay;                      /* AdamW weight decay applies */
+    const char *alt;                /* or NULL: the tensor that stands in for this one when a checkpoint
+                                     * of another kind lacks it (init_from, eval: converting kinds) */
 } AttnTensor;
 
 #define ATTN_MAX_TENSORS 32

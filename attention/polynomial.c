@@ -13,8 +13,8 @@
 
 static int poly_tensors(const AttnConfig *a, AttnTensor *out) {
     int hs = a->head_size;
-    out[0] = (AttnTensor){"qk_norm.weight", 0, hs, 0, 1, 0};
-    out[1] = (AttnTensor){"qk_norm.bias", (size_t)hs, hs, 0, 1, 0};
+    out[0] = (AttnTensor){"qk_norm.weight", 0, hs, 0, 1, 0, NULL};
+    out[1] = (AttnTensor){"qk_norm.bias", (size_t)hs, hs, 0, 1, 0, NULL};
     return 2;
 }
 

@@ -68,19 +68,20 @@ static int ps_tensors(const AttnConfig *a, AttnTensor *out) {
     Shape s = shape_of(a);
     int n = 0;
     if (!s.learned) {
-        out[n++] = (AttnTensor){"qk_norm.weight", 0, s.hs, 0, 1, 0};
-        out[n++] = (AttnTensor){"qk_norm.bias", (size_t)s.hs, s.hs, 0, 1, 0};
+        out[n++] = (AttnTensor){"qk_norm.weight", 0, s.hs, 0, 1, 0, NULL};
+        out[n++] = (AttnTensor){"qk_norm.bias", (size_t)s.hs, s.hs, 0, 1, 0, NULL};
     }
     if (s.local) {
-        out[n++] = (AttnTensor){"q_norm_local.weight", s.lnq, s.hs, 0, 1, 0};
-        out[n++] = (AttnTensor){"q_norm_local.bias", s.lnq + s.hs, s.hs, 0, 1, 0};
-        out[n++] = (AttnTensor){"k_norm_local.weight", s.lnk, s.hs, 0, 1, 0};
-        out[n++] = (AttnTensor){"k_norm_local.bias", s.lnk + s.hs, s.hs, 0, 1, 0};
+        /* from a polynomial model, the exact weights' LayerNorm is its qk_norm */
+        out[n++] = (AttnTensor){"q_norm_local.weight", s.lnq, s.hs, 0, 1, 0, "qk_norm.weight"};
+        out[n++] = (AttnTensor){"q_norm_local.bias", s.lnq + s.hs, s.hs, 0, 1, 0, "qk_norm.bias"};
+        out[n++] = (AttnTensor){"k_norm_local.weight", s.lnk, s.hs, 0, 1, 0, "qk_norm.weight"};
+        out[n++] = (AttnTensor){"k_norm_local.bias", s.lnk + s.hs, s.hs, 0, 1, 0, "qk_norm.bias"};
     }
     if (s.learned) return n + sketch_net_tensors(s.hs, s.r, s.sk, out + n);
     for (int l = 0; l < s.levels && n + 2 <= ATTN_MAX_TENSORS; l++)
         for (int w = 0; w < 2; w++) {
-            out[n] = (AttnTensor){"", sketch_off(&s, l, w), l ? s.r : s.hs, s.r, 0, 0};
+            out[n] = (AttnTensor){"", sketch_off(&s, l, w), l ? s.r : s.hs, s.r, 0, 0, NULL};
             snprintf(out[n].name, sizeof out[n].name, "sketch.%d.g%d", l, w + 1);
             n++;
         }

@@ -29,7 +29,7 @@ int sketch_net_tensors(int hs, int r, size_t base, AttnTensor *out) {
             size_t offs[4] = {o, o + in, o + 2 * (size_t)in, o + 2 * (size_t)in + (size_t)in * 8 * r};
             int rows[4] = {in, in, in, 8 * r}, cols[4] = {0, 0, 8 * r, r};
             for (int k = 0; k < 4; k++) {
-                out[n] = (AttnTensor){"", offs[k], rows[k], cols[k], 1, cols[k] != 0};
+                out[n] = (AttnTensor){"", offs[k], rows[k], cols[k], 1, cols[k] != 0, NULL};
                 snprintf(out[n].name, sizeof out[n].name, "sketch.t%d.%d.%s", t + 1, l, names[k]);
                 n++;
             }

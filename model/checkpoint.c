@@ -66,7 +66,10 @@ int weights_write(const GPT2 *m, StWriter *w, const float *base, Err *e) {
     return rc;
 }
 
-int weights_read(const GPT2 *m, const StFile *f, const char *prefix, float *base, Err *e) {
+/* weights_read; with kept (not NULL) the attention kind's own tensors may
+ * be missing: they are read from their stand-in (kept[i] = 2) or keep what
+ * base holds (kept[i] = 1). */
+static int read_tensors(const GPT2 *m, const StFile *f, const char *prefix, float *base, char *kept, Err *e) {
     float *tmp = scratch_for(m);
     if (!tmp) return err_set(e, "%s: out of memory", f->path);
     int rc = 0;
@@ -77,6 +80,12 @@ int weights_read(const GPT2 *m, const StFile *f, const char *prefix, float *base
         snprintf(name, sizeof name, "%s%s", prefix, ti.name);
         const StTensor *t = st_find(f, name);
         if (!t && !prefix[0] && strncmp(name, "transformer.", 12) == 0) t = st_find(f, name + 12);
+        if (kept) kept[i] = 0;
+        if (!t && kept && ti.own) {
+            if (ti.alt[0] && !(t = st_find(f, ti.alt))) t = st_find(f, ti.alt + 12);
+            kept[i] = t ? 2 : 1;
+            if (!t) continue;
+        }
         if (!t) {
             rc = err_set(e, "%s: missing tensor '%s'", f->path, name);
             break;
@@ -99,6 +108,10 @@ int weights_read(const GPT2 *m, const StFile *f, const char *prefix, float *base
     }
     free(tmp);
     return rc;
+}
+
+int weights_read(const GPT2 *m, const StFile *f, const char *prefix, float *base, Err *e) {
+    return read_tensors(m, f, prefix, base, NULL, e);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -475,6 +488,75 @@ int checkpoint_load_model(const char *dir, GPT2 *m, Err *e) {
     StFile f;
     if (st_open(&f, path, e)) return -1;
     int rc = weights_read(m, &f, "", m->params, e);
+    st_close(&f);
+    return rc;
+}
+
+/* Layer 0's attention tensor `name` (with or without "transformer.") as
+ * its short name, or NULL for another tensor. */
+static const char *short_name(const char *name) {
+    const char *at = strncmp(name, "transformer.", 12) == 0 ? name + 12 : name;
+    return strncmp(at, "h.0.attn.", 9) == 0 ? at + 9 : NULL;
+}
+
+/* Appends ", name" (or ", name = alt") to out, of capacity n, for layer 0. */
+static void note_name(char *out, size_t n, const char *name, const char *alt) {
+    const char *s = short_name(name);
+    size_t len = strlen(out);
+    if (s && len + strlen(s) + (alt ? strlen(alt) : 0) + 6 < n)
+        snprintf(out + len, n - len, "%s%s%s%s", len ? ", " : "", s, alt ? " = " : "", alt ? short_name(alt) : "");
+}
+
+int checkpoint_init_model(const char *dir, GPT2 *m, uint64_t seed, char *note, size_t n, Err *e) {
+    char path[CONFIG_STR + 32];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    StFile f;
+    if (st_open(&f, path, e)) return -1;
+    int nt = gpt2_n_tensors(m), other = 0;
+    for (int i = 0; i < nt && !other; i++) { /* does dir lack any of the kind's own tensors? */
+        TensorInfo ti;
+        gpt2_tensor_info(m, i, &ti);
+        other = ti.own && !st_find(&f, ti.name) && !st_find(&f, ti.name + 12);
+    }
+    if (other) gpt2_init(m, seed); /* what dir lacks keeps this */
+    char *kept = calloc((size_t)nt, 1);
+    int rc = kept ? read_tensors(m, &f, "", m->params, kept, e) : err_set(e, "%s: out of memory", path);
+    char fresh[1024] = "", stand[1024] = "", unused[1024] = "";
+    for (int i = 0; rc == 0 && i < nt; i++) {
+        TensorInfo ti;
+        gpt2_tensor_info(m, i, &ti);
+        if (kept[i]) note_name(kept[i] == 1 ? fresh : stand, sizeof fresh, ti.name, kept[i] == 2 ? ti.alt : NULL);
+    }
+    for (int j = 0; rc == 0 && j < f.n; j++) { /* the source's attention tensors this model has no place for */
+        const char *name = f.t[j].name;
+        int found = 0;
+        for (int i = 0; !found && i < nt; i++) {
+            TensorInfo ti;
+            gpt2_tensor_info(m, i, &ti);
+            found = strcmp(ti.name, name) == 0 || strcmp(ti.name + 12, name) == 0;
+        }
+        for (int i = 0; !found && i < nt; i++) { /* or stands in for one */
+            TensorInfo ti;
+            gpt2_tensor_info(m, i, &ti);
+            found = kept[i] == 2 && (strcmp(ti.alt, name) == 0 || strcmp(ti.alt + 12, name) == 0);
+        }
+        if (!found && !strstr(name, ".attn.bias") && !strstr(name, ".attn.masked_bias")) /* HF's mask buffers */
+            note_name(unused, sizeof unused, name, NULL);
+    }
+    note[0] = 0;
+    if (rc == 0 && fresh[0])
+        snprintf(note, n, "%s has no attention tensors %s (every layer): they start from the seed's initialisation",
+                 dir, fresh);
+    if (rc == 0 && stand[0]) {
+        size_t len = strlen(note);
+        snprintf(note + len, n - len, "%sfrom %s's other kind: %s (every layer)", len ? "; " : "", dir, stand);
+    }
+    if (rc == 0 && unused[0]) {
+        size_t len = strlen(note);
+        snprintf(note + len, n - len, "%s%s's attention tensors %s (every layer) have no place in a %s model: not used",
+                 len ? "; " : "", dir, unused, m->cfg.kind->name);
+    }
+    free(kept);
     st_close(&f);
     return rc;
 }

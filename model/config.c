@@ -60,11 +60,13 @@ static const Key KEYS[] = {
     {"resume", K_STR, F(resume), "auto", 0, 0, NULL, "auto (continue out_dir/latest), never, or a checkpoint"},
     {"precision", K_CHOICE, F(precision), "fp32", 0, 0, "fp32|bf16", "linear layers' products (bf16: AVX512-BF16, fp32 accumulation)"},
     {"recompute", K_INT, F(recompute), "0", 0, 1, NULL, "1: backward recomputes LayerNorm and GELU outputs (3/8 less activation memory)"},
+    {"memory_check", K_INT, F(memory_check), "1", 0, 1, NULL, "refuse a run that cannot fit in memory and swap; 0: try anyway"},
     {"sample_tokens", K_INT, F(sample_tokens), "0", 0, 1 << 20, NULL, "tokens to sample after training"},
     {"peak_gflops", K_REAL, F(peak_gflops), "350", 1e-3, 1e9, NULL, "machine peak for MFU (fp32 SGEMM, 2 cores: 350)"},
     {"dump_step", K_STR, F(dump_step), "", 0, 0, NULL, "write loss, logits and grads of step 1 here"},
 };
 #define N_KEYS (sizeof KEYS / sizeof *KEYS)
+_Static_assert(N_KEYS <= 64, "Config.from_cli has a bit a key");
 
 static const Key *find_key(const char *name) {
     for (size_t i = 0; i < N_KEYS; i++)
@@ -175,6 +177,15 @@ int config_set_arg(Config *c, const char *arg, Err *e) {
     snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
     Err inner;
     if (set_pair(c, name, eq + 1, &inner)) return err_set(e, "command line: %s", inner.msg);
+    return 0;
+}
+
+int config_set_cli(Config *c, const char *arg, Err *e) {
+    if (config_set_arg(c, arg, e)) return -1;
+    const char *eq = strchr(arg, '=');
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strlen(KEYS[i].name) == (size_t)(eq - arg) && strncmp(KEYS[i].name, arg, (size_t)(eq - arg)) == 0)
+            c->from_cli |= 1ull << i;
     return 0;
 }
 

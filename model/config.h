@@ -37,11 +37,13 @@ typedef struct {
     int threads, shuffle;
     char train_data[CONFIG_STR], val_data[CONFIG_STR], init_from[CONFIG_STR], resume[CONFIG_STR];
     char precision[32];
-    int recompute;
+    int recompute, memory_check;
     /* reporting and debugging */
     int sample_tokens;
     double peak_gflops;
     char dump_step[CONFIG_STR];
+    /* not a key: bit i is set when key i came from the command line */
+    uint64_t from_cli;
 } Config;
 
 void config_defaults(Config *c);
@@ -49,6 +51,8 @@ void config_defaults(Config *c);
 int config_load(Config *c, const char *path, Err *e);
 /* Applies one "key=value" override. */
 int config_set_arg(Config *c, const char *arg, Err *e);
+/* The same for the command line's, marking the key in from_cli. */
+int config_set_cli(Config *c, const char *arg, Err *e);
 /* Checks the combination of keys; run after everything is set. With
  * need_train, train_data is required. */
 int config_validate(const Config *c, int need_train, Err *e);

@@ -394,6 +394,8 @@ void gpt2_tensor_info(const GPT2 *m, int idx, TensorInfo *t) {
         t->shape[1] = a->cols;
         t->decay = a->decay;
         t->trainable = a->trainable;
+        t->own = 1;
+        if (a->alt) snprintf(t->alt, sizeof t->alt, "transformer.h.%d.attn.%s", l, a->alt);
         return;
     }
     for (int i = 0; i < N_RULES; i++) {

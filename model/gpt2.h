@@ -158,6 +158,8 @@ typedef struct {
     int transposed;       /* stored here as [shape1, shape0] (Conv1D weights) */
     int decay;            /* AdamW weight decay applies */
     int trainable;        /* 0: fixed (random sketches): no update */
+    int own;              /* the attention kind's own (transformer.h.<l>.attn.<name>) */
+    char alt[96];         /* own: the tensor standing in for it in another kind's checkpoint, or "" */
 } TensorInfo;
 
 int gpt2_n_tensors(const GPT2 *m);

@@ -172,14 +172,14 @@ static double run_bytes(const Config *c, const GPT2Config *g) {
 static int check_memory(const Config *c, const GPT2Config *g, Err *e) {
     const char *source;
     double need = run_bytes(c, g), avail = mem_available(&source);
-    if (avail < 0 || need <= avail) return 0;
+    if (!c->memory_check || avail < 0 || need <= avail) return 0;
     char hint[96] = "";
     GPT2Config lean = *g;
     lean.recompute = 1;
     if (!g->recompute)
         snprintf(hint, sizeof hint, ", or set recompute=1 (%.1f GB)", run_bytes(c, &lean) / 1e9);
     return err_set(e, "batch_size %d x seq_len %d needs %.1f GB for parameters, gradients, AdamW's moments and "
-                      "activations, but %.1f GB %s: lower batch_size or seq_len%s",
+                      "activations, but %.1f GB %s: lower batch_size or seq_len%s (or memory_check=0 to try anyway)",
                    c->batch_size, c->seq_len, need / 1e9, avail / 1e9, source, hint);
 }
 
@@ -238,10 +238,26 @@ static int setup(Run *r, Err *e) {
     if (!ckpt[0] && c->init_from[0]) {
         const char *src = strncmp(c->init_from, "hf:", 3) == 0 ? c->init_from + 3 : c->init_from;
         if (checkpoint_resolve(src, init, sizeof init, e)) return -1;
+    }
+    /* A run from init_from takes its model's shape and attention from the
+     * source's config.json (resumed, from its own checkpoint's, which holds
+     * the same), except the attention keys this command line sets: those
+     * convert the weights to another kind (checkpoint_init_model). */
+    const char *shape_from = init[0] ? init : ckpt[0] && c->init_from[0] ? ckpt : NULL;
+    if (shape_from) {
         Config before = *c;
-        if (checkpoint_read_config(init, c, e) || config_validate(c, 1, e)) return -1;
-        if (c->n_layer != before.n_layer || c->n_embd != before.n_embd || c->n_head != before.n_head ||
-            c->block_size != before.block_size || c->vocab_size != before.vocab_size)
+        if (checkpoint_read_config(shape_from, c, e)) return -1;
+        for (int i = 0; i < config_n_keys(); i++) {
+            const char *k = config_key(i);
+            int attn = strcmp(k, "attention") == 0 || strcmp(k, "degree") == 0 || strcmp(k, "sketch") == 0 ||
+                       strcmp(k, "sketch_size") == 0 || strcmp(k, "attn_block") == 0 || strcmp(k, "local_exact") == 0;
+            char v[CONFIG_STR + 32];
+            config_format(&before, i, v, sizeof v);
+            if (attn && (before.from_cli >> i & 1) && config_set(c, i, v, e)) return -1;
+        }
+        if (config_validate(c, 1, e)) return -1;
+        if (init[0] && (c->n_layer != before.n_layer || c->n_embd != before.n_embd || c->n_head != before.n_head ||
+                        c->block_size != before.block_size || c->vocab_size != before.vocab_size))
             printf("init_from: the model shape comes from %s/config.json: %d layers, %d heads, %d wide, "
                    "context %d, vocabulary %d\n", init, c->n_layer, c->n_head, c->n_embd, c->block_size, c->vocab_size);
     }
@@ -283,8 +299,10 @@ static int setup(Run *r, Err *e) {
         r->saved_step = st.step;
         printf("resumed from %s at step %lld\n", ckpt, (long long)st.step);
     } else if (init[0]) {
-        if (checkpoint_load_model(init, &r->model, e)) return -1;
+        char note[3200];
+        if (checkpoint_init_model(init, &r->model, (uint64_t)c->seed, note, sizeof note, e)) return -1;
         printf("initialised from %s\n", init);
+        if (note[0]) printf("init_from: %s\n", note);
     } else {
         gpt2_init(&r->model, (uint64_t)c->seed);
     }
@@ -424,7 +442,9 @@ int trainer_eval(const Config *c, const char *ckpt_dir, int limit, Err *e) {
     GPT2 m;
     Loader val;
     if (trainer_model_config(c, &g, e) || gpt2_build(&m, &g, c->batch_size, c->seq_len, e)) return -1;
-    int rc = checkpoint_load_model(ckpt_dir, &m, e);
+    char note[3200];
+    int rc = checkpoint_init_model(ckpt_dir, &m, (uint64_t)c->seed, note, sizeof note, e);
+    if (rc == 0 && note[0]) printf("eval: %s\n", note);
     if (rc == 0) rc = loader_open(&val, "val_data", c->val_data, c->batch_size, c->seq_len, 0, 0, c->vocab_size, e);
     if (rc) {
         gpt2_free(&m);

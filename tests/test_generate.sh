@@ -62,6 +62,16 @@ for kind in polynomial "polysketch sketch_size=8 attn_block=16 local_exact=1" "p
     cmp -s "$T/k1" "$T/k2" && [ "$(wc -c <"$T/k1")" -gt 100 ] && pass "decode_matches_forward_$name" ||
         fail "decode_matches_forward_$name" "$(head -c 120 "$T/k1") | $(head -c 120 "$T/k2")"
 done
+# a polynomial model evaluated as PolySketch with one exact block of the whole sequence (b = T, local exact:
+# its LayerNorms stand in for the local ones) is the same model; a sketch of size 8 is not
+ev() { $TRAIN eval "$T/g_polynomial" eval_steps=3 "$@" 2>/dev/null | sed -nE 's/.*val loss ([0-9.]+),.*/\1/p'; }
+lp=$(ev); lx=$(ev attention=polysketch attn_block=48 local_exact=1); ls8=$(ev attention=polysketch attn_block=48 local_exact=0 sketch_size=8)
+[ -n "$lp" ] && [ -n "$ls8" ] && awk -v a="$lp" -v b="$lx" -v c="$ls8" 'BEGIN { d = a - b; exit !(d < 2e-4 && d > -2e-4 && a != c) }' &&
+    pass eval_converts_polynomial_to_polysketch || fail eval_converts_polynomial_to_polysketch "$lp $lx $ls8"
+$TRAIN sample "$T/g_polynomial" --prompt Whale --max-new-tokens 20 attention=polysketch attn_block=16 >"$T/c1" 2>"$T/c1.err"
+[ $? -eq 0 ] && grep -q "q_norm_local.weight = qk_norm.weight" "$T/c1.err" && [ "$(wc -c <"$T/c1")" -gt 20 ] &&
+    pass sample_converts_attention || fail sample_converts_attention "$(cat "$T/c1.err")"
+expect_error sample_bad_key "sample: command line: unknown key 'atention'" $TRAIN sample "$T/run" atention=polysketch
 # Hugging Face directories sample and evaluate too
 $TRAIN sample hf:tests/data/hf_tiny --max-new-tokens 3 --temperature 0 >/dev/null 2>"$T/hf.err"
 grep -q "vocabulary (192) is smaller" "$T/hf.err" && pass hf_vocab_checked || fail hf_vocab_checked "$(cat "$T/hf.err")"

@@ -92,4 +92,24 @@ grep -q "resumed from $T/straight/step_00000060 at step 60" "$T/fp.log" && [ -d 
 $TRAIN "$T/tiny.cfg" out_dir="$T/init" init_from="$T/straight" n_layer=1 max_steps=2 >"$T/init.log" 2>&1
 grep -q "the model shape comes from" "$T/init.log" && grep -qE "^model: 2 layers" "$T/init.log" &&
     pass init_from_takes_shape_and_weights || fail init_from_takes_shape_and_weights "$(head -3 "$T/init.log")"
+# the same command again resumes that run (its shape is the checkpoint's, not the config file's)
+$TRAIN "$T/tiny.cfg" out_dir="$T/init" init_from="$T/straight" n_layer=1 max_steps=3 >"$T/init2.log" 2>&1
+grep -q "resumed from $T/init/step_00000002 at step 2" "$T/init2.log" && [ -d "$T/init/step_00000003" ] &&
+    pass init_from_run_resumes || fail init_from_run_resumes "$(tail -2 "$T/init2.log")"
+# attention keys on the command line convert the weights to another kind: its own tensors start from the seed
+conv="$TRAIN $T/tiny.cfg out_dir=$T/conv init_from=$T/straight attention=polysketch attn_block=16 sketch_size=8"
+$conv max_steps=2 >"$T/conv.log" 2>&1
+grep -q "has no attention tensors qk_norm.weight, qk_norm.bias, q_norm_local.weight, .*sketch.0.g2 (every layer)" "$T/conv.log" &&
+    grep -qE "^model: 2 layers.*polysketch attention" "$T/conv.log" && [ -d "$T/conv/step_00000002" ] &&
+    pass init_from_converts_attention || fail init_from_converts_attention "$(head -4 "$T/conv.log")"
+$conv max_steps=3 >"$T/conv2.log" 2>&1
+grep -q "resumed from $T/conv/step_00000002 at step 2" "$T/conv2.log" && pass converted_run_resumes ||
+    fail converted_run_resumes "$(tail -2 "$T/conv2.log")"
+# without them the source's kind is kept, whatever the config file says
+{ cat "$T/tiny.cfg"; echo "attention = softmax"; } >"$T/soft.cfg"
+$TRAIN "$T/tiny.cfg" out_dir="$T/keep" init_from="$T/conv" attention=softmax max_steps=1 >"$T/drop.log" 2>&1
+$TRAIN "$T/soft.cfg" out_dir="$T/keep2" init_from="$T/conv" max_steps=1 >"$T/keep.log" 2>&1
+grep -qE "^model: .*polysketch attention" "$T/keep.log" && ! grep -q "no attention tensors" "$T/keep.log" &&
+    grep -q "attention tensors qk_norm.weight, .* have no place in a softmax model" "$T/drop.log" &&
+    pass init_from_keeps_source_kind || fail init_from_keeps_source_kind "$(head -3 "$T/keep.log") / $(head -3 "$T/drop.log")"
 exit 0
