@@ -15,6 +15,7 @@
 #include "../common/vmath.h"
 #include "../model/matmul.h"
 #include "../model/ops.h"
+#include "../model/sampler.h"
 #include "test.h"
 
 static Rng rng;
@@ -448,6 +449,39 @@ static void test_vector_exp_and_tanh(void) {
     CHECK(exp_fast(-100) == 0 && exp_fast(0) == 1 && isnan(exp_fast(NAN)), "exp edge cases");
 }
 
+/* descending probability, then ascending id */
+static int prob_order(const void *a, const void *b, void *key) {
+    const float *p = key;
+    int i = *(const int *)a, j = *(const int *)b;
+    return p[i] != p[j] ? (p[i] > p[j] ? -1 : 1) : i - j;
+}
+
+/* top-k selects the same ids in the same order as sorting every id, ties
+ * included (logits on 16 levels: thousands of equal probabilities), and
+ * the token drawn is one of them. */
+static void test_sampler_top_k(void) {
+    enum { V = 5000 };
+    int ks[] = {1, 2, 50, 777, V - 1}, *ref = malloc(V * sizeof *ref);
+    float *logits = malloc(V * sizeof *logits);
+    for (size_t c = 0; c < sizeof ks / sizeof *ks; c++) {
+        Sampler s;
+        sampler_init(&s, V, 1.0f, ks[c], 1.0f);
+        for (int round = 0; round < 3; round++) {
+            for (int v = 0; v < V; v++) logits[v] = (float)rng_below(&rng, 16) * 0.25f;
+            int tok = sampler_pick(&s, logits, &rng);
+            for (int v = 0; v < V; v++) ref[v] = v;
+            qsort_r(ref, V, sizeof *ref, prob_order, s.prob);
+            CHECK(memcmp(s.idx, ref, (size_t)ks[c] * sizeof *ref) == 0, "k = %d: not the first k of a full sort", ks[c]);
+            int in = 0;
+            for (int i = 0; i < ks[c]; i++) in |= ref[i] == tok;
+            CHECK(in, "k = %d: token %d is not among the k most probable", ks[c], tok);
+        }
+        sampler_free(&s);
+    }
+    free(ref);
+    free(logits);
+}
+
 /* Each test draws from its own random stream and frees its buffers after. */
 static void run_seeded(const char *name, void (*fn)(void), int stream) {
     rng_seed(&rng, 99, (uint64_t)stream);
@@ -465,5 +499,6 @@ int main(void) {
     run_seeded("test_encoder_backward", test_encoder_backward, 7);
     run_seeded("test_softmax_attention", test_softmax_attention, 8);
     run_seeded("test_vector_exp_and_tanh", test_vector_exp_and_tanh, 9);
+    run_seeded("test_sampler_top_k", test_sampler_top_k, 10);
     return 0;
 }
