@@ -326,7 +326,10 @@ static int cmd_sample(int argc, char **argv) {
     GPT2 m;
     Generator gen;
     char note[3200];
-    if (trainer_model_config(&c, &g, &e) || gpt2_build(&m, &g, 1, c.block_size, &e)) die("sample: %s", e.msg);
+    if (trainer_model_config(&c, &g, &e)) die("sample: %s", e.msg);
+    g.head_rows = 1; /* a forward's LM head for its last position only: what generation reads */
+    g.inference = 1;
+    if (gpt2_build(&m, &g, 1, c.block_size, &e)) die("sample: %s", e.msg);
     if (checkpoint_init_model(dir, &m, (uint64_t)c.seed, note, sizeof note, &e) || generator_init(&gen, &m, use_cache, &e))
         die("sample: %s", e.msg);
     if (note[0]) fprintf(stderr, "sample: %s\n", note);

@@ -96,8 +96,10 @@ int gpt2_build(GPT2 *m, const GPT2Config *cfg, int B, int T, Err *e) {
     param_sizes(cfg, m->param_sizes);
     param_ptrs(&m->p, ptrs);
     m->params = carve(ptrs, m->param_sizes, N_PARAM_TENSORS, &m->n_params);
-    param_ptrs(&m->g, ptrs);
-    m->grads = carve(ptrs, m->param_sizes, N_PARAM_TENSORS, &m->n_params);
+    if (!cfg->inference) {
+        param_ptrs(&m->g, ptrs);
+        m->grads = carve(ptrs, m->param_sizes, N_PARAM_TENSORS, &m->n_params);
+    }
 
     ActTensors *a = &m->a;
     float **aptrs[N_ACT_TENSORS] = {&a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty,
@@ -114,13 +116,13 @@ int gpt2_build(GPT2 *m, const GPT2Config *cfg, int B, int T, Err *e) {
     m->scratch_mem = carve(dptrs, dsizes, N_SCRATCH, &total);
     m->inputs = malloc(BT * sizeof *m->inputs);
     m->targets = malloc(BT * sizeof *m->targets);
-    if (!m->params || !m->grads || !m->acts || !m->scratch_mem || !m->inputs || !m->targets) {
-        double gb = (double)(2 * m->n_params + m->n_acts + total) * 4 / 1e9;
+    if (!m->params || (!cfg->inference && !m->grads) || !m->acts || !m->scratch_mem || !m->inputs || !m->targets) {
+        double gb = (double)((cfg->inference ? 1 : 2) * m->n_params + m->n_acts + total) * 4 / 1e9;
         gpt2_free(m);
         return err_set(e, "out of memory: the model needs %.1f GB for parameters, gradients and "
                           "activations at batch_size %d, seq_len %d", gb, B, T);
     }
-    memset(m->grads, 0, m->n_params * sizeof *m->grads);
+    if (m->grads) memset(m->grads, 0, m->n_params * sizeof *m->grads);
     return 0;
 }
 

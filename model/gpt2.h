@@ -22,6 +22,7 @@ typedef struct {
     int recompute; /* backward computes the LayerNorm and GELU outputs again instead of
                     * keeping every layer's: 6 of the 16 floats a layer keeps per
                     * position and unit of width */
+    int inference; /* forward only (eval, sample): no gradients are allocated */
     int head_rows; /* the LM head and the loss run this many positions at a time, so the
                     * logits of only that many are held (at long context they would
                     * outweigh the rest of the activations); 0: all B*T at once */

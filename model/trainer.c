@@ -441,7 +441,9 @@ int trainer_eval(const Config *c, const char *ckpt_dir, int limit, Err *e) {
     GPT2Config g;
     GPT2 m;
     Loader val;
-    if (trainer_model_config(c, &g, e) || gpt2_build(&m, &g, c->batch_size, c->seq_len, e)) return -1;
+    if (trainer_model_config(c, &g, e)) return -1;
+    g.inference = 1;
+    if (gpt2_build(&m, &g, c->batch_size, c->seq_len, e)) return -1;
     char note[3200];
     int rc = checkpoint_init_model(ckpt_dir, &m, (uint64_t)c->seed, note, sizeof note, e);
     if (rc == 0 && note[0]) printf("eval: %s\n", note);
