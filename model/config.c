@@ -205,6 +205,9 @@ int config_validate(const Config *c, int need_train, Err *e) {
         if (strcmp(c->sketch, "random") == 0 && (c->degree < 4 || (c->degree & (c->degree - 1))))
             return err_set(e, "degree: %d; polysketch needs a power of two >= 4 (the sketch is squared "
                               "log2(degree) - 1 times)", c->degree);
+        if (strcmp(c->sketch, "learned") == 0 && c->degree != 4)
+            return err_set(e, "degree: %d with sketch=learned; the learned sketch is squared once, an estimate "
+                              "of degree 4 only (degree 8, 16, ...: sketch=random)", c->degree);
         if (c->seq_len % c->attn_block)
             return err_set(e, "attn_block (%d) must divide seq_len (%d)", c->attn_block, c->seq_len);
     }

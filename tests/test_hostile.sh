@@ -43,6 +43,7 @@ expect_error lr_nan "lr: 'nan' is not a number" $TRAIN "$C" lr=nan
 expect_error heads_divide_width "n_embd (32) must be divisible by n_head (3)" $TRAIN "$C" n_head=3
 expect_error seq_len_le_block "seq_len (128) must be at most block_size (64)" $TRAIN "$C" seq_len=128
 expect_error odd_degree "degree: 3 is odd" $TRAIN "$C" attention=polynomial degree=3
+expect_error learned_sketch_degree "degree: 8 with sketch=learned" $TRAIN "$C" attention=polysketch sketch=learned degree=8 attn_block=16
 expect_error unknown_attention "attention: 'flash' is not one of softmax|polynomial|polysketch" $TRAIN "$C" attention=flash
 expect_error block_divides_seq_len "attn_block (48) must divide seq_len (32)" $TRAIN "$C" attention=polysketch attn_block=48
 expect_error min_lr_above_lr "min_lr (0.1) must be at most lr" $TRAIN "$C" lr=0.01 min_lr=0.1
