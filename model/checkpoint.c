@@ -66,6 +66,18 @@ int weights_write(const GPT2 *m, StWriter *w, const float *base, Err *e) {
     return rc;
 }
 
+/* Our name for a tensor in f, or the same without "transformer." (a bare
+ * GPT2Model's names). */
+static const StTensor *find_ours(const StFile *f, const char *name) {
+    const StTensor *t = st_find(f, name);
+    return t || strncmp(name, "transformer.", 12) != 0 ? t : st_find(f, name + 12);
+}
+
+/* f's name `theirs` is our `ours`, with or without "transformer." */
+static int same_name(const char *ours, const char *theirs) {
+    return strcmp(ours, theirs) == 0 || (strncmp(ours, "transformer.", 12) == 0 && strcmp(ours + 12, theirs) == 0);
+}
+
 /* weights_read; with kept (not NULL) the attention kind's own tensors may
  * be missing: they are read from their stand-in (kept[i] = 2) or keep what
  * base holds (kept[i] = 1). */
@@ -78,11 +90,10 @@ static int read_tensors(const GPT2 *m, const StFile *f, const char *prefix, floa
         char name[256];
         gpt2_tensor_info(m, i, &ti);
         snprintf(name, sizeof name, "%s%s", prefix, ti.name);
-        const StTensor *t = st_find(f, name);
-        if (!t && !prefix[0] && strncmp(name, "transformer.", 12) == 0) t = st_find(f, name + 12);
+        const StTensor *t = prefix[0] ? st_find(f, name) : find_ours(f, name);
         if (kept) kept[i] = 0;
         if (!t && kept && ti.own) {
-            if (ti.alt[0] && !(t = st_find(f, ti.alt))) t = st_find(f, ti.alt + 12);
+            if (ti.alt[0]) t = find_ours(f, ti.alt);
             kept[i] = t ? 2 : 1;
             if (!t) continue;
         }
@@ -516,7 +527,7 @@ int checkpoint_init_model(const char *dir, GPT2 *m, uint64_t seed, char *note, s
     for (int i = 0; i < nt && !other; i++) { /* does dir lack any of the kind's own tensors? */
         TensorInfo ti;
         gpt2_tensor_info(m, i, &ti);
-        other = ti.own && !st_find(&f, ti.name) && !st_find(&f, ti.name + 12);
+        other = ti.own && !find_ours(&f, ti.name);
     }
     if (other) gpt2_init(m, seed); /* what dir lacks keeps this */
     char *kept = calloc((size_t)nt, 1);
@@ -530,15 +541,10 @@ int checkpoint_init_model(const char *dir, GPT2 *m, uint64_t seed, char *note, s
     for (int j = 0; rc == 0 && j < f.n; j++) { /* the source's attention tensors this model has no place for */
         const char *name = f.t[j].name;
         int found = 0;
-        for (int i = 0; !found && i < nt; i++) {
+        for (int i = 0; !found && i < nt; i++) { /* one of ours, or the stand-in read for one */
             TensorInfo ti;
             gpt2_tensor_info(m, i, &ti);
-            found = strcmp(ti.name, name) == 0 || strcmp(ti.name + 12, name) == 0;
-        }
-        for (int i = 0; !found && i < nt; i++) { /* or stands in for one */
-            TensorInfo ti;
-            gpt2_tensor_info(m, i, &ti);
-            found = kept[i] == 2 && (strcmp(ti.alt, name) == 0 || strcmp(ti.alt + 12, name) == 0);
+            found = same_name(ti.name, name) || (kept[i] == 2 && same_name(ti.alt, name));
         }
         if (!found && !strstr(name, ".attn.bias") && !strstr(name, ".attn.masked_bias")) /* HF's mask buffers */
             note_name(unused, sizeof unused, name, NULL);
