@@ -402,7 +402,8 @@ int checkpoint_read_config(const char *dir, Config *c, Err *e) {
     const char *att = json_string_value(json_object_get(o, "attention"));
     const char *sk = json_string_value(json_object_get(o, "sketch"));
     Err inner_e;
-    if (rc == 0 && att && config_set_arg(c, (snprintf(path, sizeof path, "attention=%s", att), path), &inner_e))
+    /* no attention key: a Hugging Face GPT-2, whose attention is softmax */
+    if (rc == 0 && config_set_arg(c, (snprintf(path, sizeof path, "attention=%s", att ? att : "softmax"), path), &inner_e))
         rc = err_set(e, "%s/config.json: %s", dir, inner_e.msg);
     if (rc == 0 && sk && config_set_arg(c, (snprintf(path, sizeof path, "sketch=%s", sk), path), &inner_e))
         rc = err_set(e, "%s/config.json: %s", dir, inner_e.msg);

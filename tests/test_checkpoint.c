@@ -121,6 +121,19 @@ static void test_transformers_directory_saves_back_the_same(void) {
     gpt2_free(&m);
 }
 
+/* A config.json without our attention keys (transformers' own) describes a
+ * softmax GPT-2, whatever the Config held before (init_from converts only
+ * on the command line's word). */
+static void test_hf_config_is_softmax(void) {
+    Config c;
+    Err e;
+    config_defaults(&c);
+    CHECK(config_set_arg(&c, "attention=polysketch", &e) == 0, "%s", e.msg);
+    CHECK(checkpoint_read_config(HF_REAL, &c, &e) == 0, "%s", e.msg);
+    CHECK(strcmp(c.attention, "softmax") == 0 && c.n_layer == 2 && c.vocab_size == 192, "attention %s, %d layers",
+          c.attention, c.n_layer);
+}
+
 /* Our checkpoint's model.safetensors holds the same tensors, byte for byte,
  * as the Hugging Face layout the reference script wrote. */
 static void test_checkpoint_layout_is_hugging_face(void) {
@@ -290,6 +303,7 @@ int main(void) {
     RUN(test_checkpoint_layout_is_hugging_face);
     RUN(test_transformers_directory_saves_back_the_same);
     RUN(test_damage_is_reported);
+    RUN(test_hf_config_is_softmax);
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0) printf("  (could not remove %s)\n", root);
