@@ -71,6 +71,10 @@ lp=$(ev); lx=$(ev attention=polysketch attn_block=48 local_exact=1); ls8=$(ev at
 $TRAIN sample "$T/g_polynomial" --prompt Whale --max-new-tokens 20 attention=polysketch attn_block=16 >"$T/c1" 2>"$T/c1.err"
 [ $? -eq 0 ] && grep -q "q_norm_local.weight = qk_norm.weight" "$T/c1.err" && [ "$(wc -c <"$T/c1")" -gt 20 ] &&
     pass sample_converts_attention || fail sample_converts_attention "$(cat "$T/c1.err")"
+# bench/sketch_error.sh on that model: the exact loss, then a row per sketch size with each seed's loss
+TRAIN=$TRAIN SIZES=8 SEEDS="1 2" BLOCK=16 EVAL_ARGS="eval_steps=2" bench/sketch_error.sh "$T/g_polynomial" >"$T/se" 2>&1
+grep -qE "exact polynomial [0-9.]+;" "$T/se" && grep -qE "^8 +[0-9.]+ [0-9.]+ \([+-][0-9.]+\) +[0-9.]+ [0-9.]+ \([+-][0-9.]+\)$" "$T/se" &&
+    pass bench_sketch_error || fail bench_sketch_error "$(cat "$T/se")"
 expect_error sample_bad_key "sample: command line: unknown key 'atention'" $TRAIN sample "$T/run" atention=polysketch
 # Hugging Face directories sample and evaluate too
 $TRAIN sample hf:tests/data/hf_tiny --max-new-tokens 3 --temperature 0 >/dev/null 2>"$T/hf.err"
