@@ -379,17 +379,25 @@ static int cmd_sample(int argc, char **argv) {
 
 static int cmd_eval(int argc, char **argv) {
     if (argc < 1 || argv[0][0] == '-')
-        die("usage: ./train eval CKPT [key=value ...]   (e.g. val_data=shards/moby/val_*.bin eval_steps=20)");
+        die("usage: ./train eval CKPT [--positions N] [key=value ...]   (e.g. val_data=shards/moby/val_*.bin "
+            "eval_steps=20; --positions 8: the loss at each eighth of the window's positions too)");
     char dir[PATH_MAX];
     Config c;
     Err e;
     int limit = 0;
+    int64_t buckets = 0;
     load_checkpoint_config(argv[0], dir, sizeof dir, &c);
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--positions") == 0) {
+            if (i + 1 == argc) die("eval: --positions needs a count of spans");
+            if (parse_i64(argv[++i], &buckets) || buckets < 1) die("eval: --positions: '%s' is not a count", argv[i]);
+            continue;
+        }
         if (config_set_arg(&c, argv[i], &e)) die("eval: %s", e.msg);
         limit |= strncmp(argv[i], "eval_steps=", 11) == 0;
     }
-    if (config_validate(&c, 0, &e) || trainer_eval(&c, dir, limit, &e)) die("eval: %s", e.msg);
+    if (buckets > c.seq_len) die("eval: --positions %lld is more spans than seq_len (%d) has positions", (long long)buckets, c.seq_len);
+    if (config_validate(&c, 0, &e) || trainer_eval(&c, dir, limit, (int)buckets, &e)) die("eval: %s", e.msg);
     return 0;
 }
 
@@ -508,7 +516,7 @@ static const char *USAGE =
     "       ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR [options]\n"
     "       ./train sample CKPT [--prompt TEXT] [--max-new-tokens N] [--temperature T]\n"
     "                      [--top-k K] [--top-p P] [--seed S] [--no-cache] [key=value ...]\n"
-    "       ./train eval CKPT [val_data=...] [key=value ...]   validation loss and perplexity\n"
+    "       ./train eval CKPT [--positions N] [key=value ...]   validation loss (and by position)\n"
     "       ./train bench-attn [key=value ...] [reps=N]   time one attention layer (fwd, bwd, memory)\n"
     "       ./train tokenize [--allow-special] < text      print GPT-2 token ids\n"
     "       ./train tokenize --decode < ids                print the text of ids\n";

@@ -435,7 +435,7 @@ int trainer_run(const Config *c, const Bpe *bpe, volatile sig_atomic_t *stop, Er
     return rc;
 }
 
-int trainer_eval(const Config *c, const char *ckpt_dir, int limit, Err *e) {
+int trainer_eval(const Config *c, const char *ckpt_dir, int limit, int buckets, Err *e) {
     if (c->threads > 0) omp_set_num_threads(c->threads);
     if (!c->val_data[0]) return err_set(e, "val_data: required (a glob of shards), e.g. val_data=shards/moby/val_*.bin");
     GPT2Config g;
@@ -455,17 +455,25 @@ int trainer_eval(const Config *c, const char *ckpt_dir, int limit, Err *e) {
     int64_t n = val.total_samples;
     if (limit && c->eval_steps < n) n = c->eval_steps;
     size_t bt = (size_t)c->batch_size * c->seq_len;
-    int *x = xmalloc(bt * sizeof *x), *y = xmalloc(bt * sizeof *y);
-    double sum = 0, t0 = now();
+    int *x = xmalloc(bt * sizeof *x), *y = xmalloc(bt * sizeof *y), T = c->seq_len;
+    double sum = 0, t0 = now(), *at = calloc((size_t)T, sizeof *at); /* loss summed per position */
     for (int64_t i = 0; rc == 0 && i < n; i++) {
         rc = loader_next(&val, x, y, e);
         if (rc == 0) sum += gpt2_forward(&m, x, y, c->batch_size, c->seq_len);
+        for (size_t k = 0; rc == 0 && at && k < bt; k++) at[k % T] += m.a.losses[k];
     }
     if (rc == 0) {
         double loss = sum / (double)n;
         printf("%s: val loss %.4f, perplexity %.2f (%lld batches of %d x %d tokens, %.1f s)\n", ckpt_dir, loss, exp(loss),
                (long long)n, c->batch_size, c->seq_len, now() - t0);
+        for (int k = 0; at && k < buckets; k++) { /* span k: positions [T k / buckets, T (k + 1) / buckets) */
+            int p0 = (int)((int64_t)T * k / buckets), p1 = (int)((int64_t)T * (k + 1) / buckets);
+            double s = 0;
+            for (int p = p0; p < p1; p++) s += at[p];
+            printf("positions %d-%d: val loss %.4f\n", p0, p1 - 1, s / ((double)(p1 - p0) * n * c->batch_size));
+        }
     }
+    free(at);
     free(x);
     free(y);
     loader_close(&val);

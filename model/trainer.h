@@ -27,7 +27,9 @@ int trainer_run(const Config *c, const Bpe *bpe, volatile sig_atomic_t *stop, Er
 int trainer_model_config(const Config *c, GPT2Config *g, Err *e);
 
 /* Validation loss of the weights in ckpt_dir over val_data: every window,
- * or the first c->eval_steps when limit is set. */
-int trainer_eval(const Config *c, const char *ckpt_dir, int limit, Err *e);
+ * or the first c->eval_steps when limit is set; with buckets > 0, also the
+ * loss at each of that many equal spans of positions in the window (how
+ * much a model gains from longer context). */
+int trainer_eval(const Config *c, const char *ckpt_dir, int limit, int buckets, Err *e);
 
 #endif

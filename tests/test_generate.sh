@@ -48,6 +48,13 @@ got=$($TRAIN eval "$T/run" eval_steps=3 | sed -E 's/.*val loss ([0-9.]+),.*/\1/'
 [ -n "$want" ] && [ "$want" = "$got" ] && pass eval_matches_training || fail eval_matches_training "'$got' vs '$want'"
 $TRAIN eval "$T/run" >"$T/e1" && grep -qE "val loss [0-9.]+, perplexity [0-9.]+ \([0-9]+ batches of 4 x 48" "$T/e1" &&
     pass eval_all_batches || fail eval_all_batches "$(cat "$T/e1")"
+# eval --positions: the loss at each span of positions; equal spans average to the whole loss
+$TRAIN eval "$T/run" eval_steps=3 --positions 4 >"$T/pos" 2>&1
+all=$(sed -nE 's/.*val loss ([0-9.]+),.*/\1/p' "$T/pos")
+[ "$(grep -cE '^positions [0-9]+-[0-9]+: val loss [0-9.]+$' "$T/pos")" -eq 4 ] && grep -q "^positions 36-47:" "$T/pos" &&
+    awk -v a="$all" '/^positions/ { s += $NF; n++ } END { d = s / n - a; exit !(n == 4 && d < 2e-4 && d > -2e-4) }' "$T/pos" &&
+    pass eval_by_position || fail eval_by_position "$(cat "$T/pos")"
+expect_error eval_positions_too_many "more spans than seq_len (48)" $TRAIN eval "$T/run" --positions 49
 expect_error eval_unknown_key "eval: command line: unknown key 'val'" $TRAIN eval "$T/run" val=x
 expect_error eval_missing_val_data "no files match" $TRAIN eval "$T/run" val_data="$T/none_*.bin"
 # every attention kind samples with its decoding state exactly as with full forwards
