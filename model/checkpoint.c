@@ -78,9 +78,13 @@ static int same_name(const char *ours, const char *theirs) {
     return strcmp(ours, theirs) == 0 || (strncmp(ours, "transformer.", 12) == 0 && strcmp(ours + 12, theirs) == 0);
 }
 
+static int same_shape(const StTensor *t, const TensorInfo *ti) {
+    return t->ndim == ti->ndim && t->shape[0] == ti->shape[0] && (ti->ndim == 1 || t->shape[1] == ti->shape[1]);
+}
+
 /* weights_read; with kept (not NULL) the attention kind's own tensors may
- * be missing: they are read from their stand-in (kept[i] = 2) or keep what
- * base holds (kept[i] = 1). */
+ * be missing or of another shape (another sketch_size): they are read from
+ * their stand-in (kept[i] = 2) or keep what base holds (kept[i] = 1). */
 static int read_tensors(const GPT2 *m, const StFile *f, const char *prefix, float *base, char *kept, Err *e) {
     float *tmp = scratch_for(m);
     if (!tmp) return err_set(e, "%s: out of memory", f->path);
@@ -92,17 +96,16 @@ static int read_tensors(const GPT2 *m, const StFile *f, const char *prefix, floa
         snprintf(name, sizeof name, "%s%s", prefix, ti.name);
         const StTensor *t = prefix[0] ? st_find(f, name) : find_ours(f, name);
         if (kept) kept[i] = 0;
-        if (!t && kept && ti.own) {
-            if (ti.alt[0]) t = find_ours(f, ti.alt);
-            kept[i] = t ? 2 : 1;
-            if (!t) continue;
+        if (kept && ti.own && !(t && same_shape(t, &ti))) {
+            t = ti.alt[0] ? find_ours(f, ti.alt) : NULL;
+            kept[i] = t && same_shape(t, &ti) ? 2 : 1;
+            if (kept[i] == 1) continue;
         }
         if (!t) {
             rc = err_set(e, "%s: missing tensor '%s'", f->path, name);
             break;
         }
-        int same = t->ndim == ti.ndim && t->shape[0] == ti.shape[0] && (ti.ndim == 1 || t->shape[1] == ti.shape[1]);
-        if (!same) {
+        if (!same_shape(t, &ti)) {
             char got[64] = "", want[64];
             for (int k = 0; k < t->ndim && k < 4; k++)
                 snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", k ? ", " : "", (long long)t->shape[k]);
@@ -524,15 +527,13 @@ int checkpoint_init_model(const char *dir, GPT2 *m, uint64_t seed, char *note, s
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     StFile f;
     if (st_open(&f, path, e)) return -1;
-    int nt = gpt2_n_tensors(m), other = 0;
-    for (int i = 0; i < nt && !other; i++) { /* does dir lack any of the kind's own tensors? */
-        TensorInfo ti;
-        gpt2_tensor_info(m, i, &ti);
-        other = ti.own && !find_ours(&f, ti.name);
-    }
-    if (other) gpt2_init(m, seed); /* what dir lacks keeps this */
+    int nt = gpt2_n_tensors(m);
     char *kept = calloc((size_t)nt, 1);
     int rc = kept ? read_tensors(m, &f, "", m->params, kept, e) : err_set(e, "%s: out of memory", path);
+    if (rc == 0 && memchr(kept, 1, (size_t)nt)) { /* some start from the seed: initialise all, read again */
+        gpt2_init(m, seed);
+        rc = read_tensors(m, &f, "", m->params, kept, e);
+    }
     char fresh[1024] = "", stand[1024] = "", unused[1024] = "";
     for (int i = 0; rc == 0 && i < nt; i++) {
         TensorInfo ti;
@@ -552,8 +553,8 @@ int checkpoint_init_model(const char *dir, GPT2 *m, uint64_t seed, char *note, s
     }
     note[0] = 0;
     if (rc == 0 && fresh[0])
-        snprintf(note, n, "%s has no attention tensors %s (every layer): they start from the seed's initialisation",
-                 dir, fresh);
+        snprintf(note, n, "%s lacks (or holds in another shape) the attention tensors %s (every layer): they start "
+                 "from the seed's initialisation", dir, fresh);
     if (rc == 0 && stand[0]) {
         size_t len = strlen(note);
         snprintf(note + len, n - len, "%sfrom %s's other kind: %s (every layer)", len ? "; " : "", dir, stand);

@@ -59,9 +59,10 @@ int checkpoint_load_model(const char *dir, GPT2 *m, Err *e);
 /* For init_from, eval and sample, where the model's attention kind may
  * differ from the one dir was trained with: loads every tensor as
  * checkpoint_load_model does, except that the kind's own tensors dir lacks
- * are read from their stand-ins (AttnTensor.alt) or keep gpt2_init(seed)'s
- * values, and dir's attention tensors the kind has no place for are
- * skipped. note (capacity n) gets a sentence naming each, or "". */
+ * (or holds in another shape: another sketch_size) are read from their
+ * stand-ins (AttnTensor.alt) or keep gpt2_init(seed)'s values, and dir's
+ * attention tensors the kind has no place for are skipped. note (capacity
+ * n) gets a sentence naming each, or "". */
 int checkpoint_init_model(const char *dir, GPT2 *m, uint64_t seed, char *note, size_t n, Err *e);
 int checkpoint_load_optimizer(const char *dir, const GPT2 *m, float *adam_m, float *adam_v, Err *e);
 

@@ -103,12 +103,16 @@ grep -q "resumed from $T/init/step_00000002 at step 2" "$T/init2.log" && [ -d "$
 # attention keys on the command line convert the weights to another kind: its own tensors start from the seed
 conv="$TRAIN $T/tiny.cfg out_dir=$T/conv init_from=$T/straight attention=polysketch attn_block=16 sketch_size=8"
 $conv max_steps=2 >"$T/conv.log" 2>&1
-grep -q "has no attention tensors qk_norm.weight, qk_norm.bias, q_norm_local.weight, .*sketch.0.g2 (every layer)" "$T/conv.log" &&
+grep -q "the attention tensors qk_norm.weight, qk_norm.bias, q_norm_local.weight, .*sketch.0.g2 (every layer)" "$T/conv.log" &&
     grep -qE "^model: 2 layers.*polysketch attention" "$T/conv.log" && [ -d "$T/conv/step_00000002" ] &&
     pass init_from_converts_attention || fail init_from_converts_attention "$(head -4 "$T/conv.log")"
 $conv max_steps=3 >"$T/conv2.log" 2>&1
 grep -q "resumed from $T/conv/step_00000002 at step 2" "$T/conv2.log" && pass converted_run_resumes ||
     fail converted_run_resumes "$(tail -2 "$T/conv2.log")"
+# another sketch size: the sketches (of another shape) start from the seed, the LayerNorms load
+$TRAIN "$T/tiny.cfg" out_dir="$T/resize" init_from="$T/conv" sketch_size=4 max_steps=1 >"$T/resize.log" 2>&1
+grep -q "the attention tensors sketch.0.g1, sketch.0.g2 (every layer): they start" "$T/resize.log" && [ -d "$T/resize/step_00000001" ] &&
+    pass init_from_new_sketch_size || fail init_from_new_sketch_size "$(head -4 "$T/resize.log")"
 # without them the source's kind is kept, whatever the config file says
 { cat "$T/tiny.cfg"; echo "attention = softmax"; } >"$T/soft.cfg"
 $TRAIN "$T/tiny.cfg" out_dir="$T/keep" init_from="$T/conv" attention=softmax max_steps=1 >"$T/drop.log" 2>&1
