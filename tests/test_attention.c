@@ -389,9 +389,9 @@ static void test_sketch_error_falls_with_r(void) {
 
 static void test_memory_and_decode(void) {
     const AttentionKind *kinds[] = {&attention_polynomial, &attention_polysketch, &attention_polysketch,
-                                    &attention_polysketch};
-    int local[] = {0, 0, 1, 1};
-    for (int i = 0; i < 4; i++) {
+                                    &attention_polysketch, &attention_softmax};
+    int local[] = {0, 0, 1, 1, 0};
+    for (int i = 0; i < 5; i++) {
         AttnConfig a = i == 3 ? learned(2, 8, 6, 16, 1) : cfg(2, 8, 4, 6, 16, local[i]);
         CHECK(kinds[i]->n_saved(&a, 1, 2000) * 2 == kinds[i]->n_saved(&a, 1, 4000), "%s: saved memory not linear",
               kinds[i]->name);
