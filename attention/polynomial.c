@@ -6,8 +6,10 @@
  * saves only D [B, NH, T] and recomputes the tiles in backward. Per-thread
  * scratch holds the normalised q and k of one head: O(T), never T x T. */
 #include <math.h>
+#include <omp.h>
 
 #include "attention.h"
+#include "kvcache.h"
 #include "lnorm.h"
 #include "tile.h"
 
@@ -140,29 +142,39 @@ static void poly_backward(const AttnConfig *a, const float *params, const float 
         for (size_t i = 0; i < np; i++) dparams[i] += part[bh * np + i];
 }
 
-/* Decoding: the state is the normalised keys and the values, [T][2C]. */
-static size_t poly_n_state(const AttnConfig *a, int T) { return (size_t)T * 2 * a->n_embd; }
+/* Decoding: the state is the cache of normalised keys and values (kvcache.h). */
+static size_t poly_n_state(const AttnConfig *a, int T) { return kv_floats(a->n_embd, T); }
 
+/* Heads over the threads as in softmax_decode: the same arithmetic per head. */
 static void poly_decode(const AttnConfig *a, const float *params, const float *qkv_t, float *state, int t,
                         float *out_t) {
-    const int C = a->n_embd, hs = a->head_size, p = a->degree;
-    float *row = state + (size_t)t * 2 * C;
-    for (int h = 0; h < a->n_head; h++) ln_row(row + h * hs, qkv_t + C + h * hs, params, params + hs, hs, NULL, NULL);
-    memcpy(row + C, qkv_t + 2 * C, (size_t)C * sizeof *row);
+    const int C = a->n_embd, hs = a->head_size, NH = a->n_head, p = a->degree, n = t + 1;
+    const int ld = (n + KV_CHUNK - 1) / KV_CHUNK * KV_CHUNK;
+    float *kn = tile_scratch((size_t)C);
+    for (int h = 0; h < NH; h++) ln_row(kn + h * hs, qkv_t + C + h * hs, params, params + hs, hs, NULL, NULL);
+    kv_store(state, C, hs, t, kn, qkv_t + 2 * C);
     if (!out_t) return;
-    #pragma omp parallel for schedule(static) /* heads over the threads: the same arithmetic per head */
-    for (int h = 0; h < a->n_head; h++) {
-        float *qn = tile_scratch((size_t)hs);
-        ln_row(qn, qkv_t + h * hs, params, params + hs, hs, NULL, NULL);
-        float *o = out_t + h * hs, sum = 0.0f;
-        memset(o, 0, (size_t)hs * sizeof *o);
-        for (int j = 0; j <= t; j++) {
-            const float *kj = state + (size_t)j * 2 * C + h * hs, *vj = kj + C;
-            float w = powi(dot16(qn, kj, hs), p);
-            sum += w;
-            for (int d = 0; d < hs; d++) o[d] += w * vj[d];
+    #pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int h0 = NH * id / nt, h1 = NH * (id + 1) / nt;
+        float *qn = tile_scratch((size_t)NH * (hs + ld + 1)); /* q^[h][hs], then w[h][ld], then sum[h] */
+        float *w = qn + (size_t)NH * hs, *sum = w + (size_t)NH * ld;
+        for (int h = h0; h < h1; h++) ln_row(qn + h * hs, qkv_t + h * hs, params, params + hs, hs, NULL, NULL);
+        kv_scores(w, ld, state, C, hs, h0, h1, qn, n); /* x_hj = q^_h . k^_hj */
+        for (int h = h0; h < h1; h++) { /* w_hj = x_hj^p, 16 at a time (0 past n) */
+            float *wh = w + (size_t)h * ld;
+            vf16 acc = {0};
+            for (int j = 0; j < n; j += 16) {
+                vf16 x = tile_mask(vf16_powi(vf16_load(wh + j), p), j, n);
+                vf16_store(wh + j, x);
+                acc += x;
+            }
+            sum[h] = tile_lanes_sum(acc);
         }
-        for (int d = 0; d < hs; d++) o[d] /= 1.0f + sum;
+        kv_values(out_t, state, C, hs, h0, h1, w, ld, n);
+        for (int h = h0; h < h1; h++)
+            for (int d = 0; d < hs; d++) out_t[h * hs + d] /= 1.0f + sum[h];
     }
 }
 

@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include "attention.h"
+#include "kvcache.h"
 #include "tile.h"
 
 static int softmax_tensors(const AttnConfig *a, AttnTensor *out) { return 0; }
@@ -174,63 +175,38 @@ static void softmax_backward(const AttnConfig *a, const float *params, const flo
     }
 }
 
-/* Decoding: the state is the K and V cache in chunks of 16 positions, each
- * chunk [C][16] keys (transposed: a head's scores for 16 positions are 16
- * lanes of one vector, hs FMAs and no horizontal sums) and then [16][C]
- * values. A position's row of scores per head is exp'd and summed 16 at a
- * time, then o_h += p_j v_j row by row. */
-#define DEC 16
-static size_t softmax_n_state(const AttnConfig *a, int T) { return (size_t)(T + DEC - 1) / DEC * DEC * 2 * a->n_embd; }
+/* Decoding: the state is the K and V cache (kvcache.h). */
+static size_t softmax_n_state(const AttnConfig *a, int T) { return kv_floats(a->n_embd, T); }
 
 /* The heads are shared out over the threads, a contiguous range each (the
  * same arithmetic per head whatever the thread count). */
 static void softmax_decode(const AttnConfig *a, const float *params, const float *qkv_t, float *state, int t,
                            float *out_t) {
-    const int C = a->n_embd, hs = a->head_size, NH = a->n_head, n = t + 1, ld = (n + DEC - 1) / DEC * DEC;
-    float *chunk = state + (size_t)(t / DEC) * DEC * 2 * C, *kt = chunk + t % DEC;
-    for (int i = 0; i < C; i++) kt[(size_t)i * DEC] = qkv_t[C + i];                      /* key column */
-    memcpy(chunk + (size_t)DEC * C + (size_t)(t % DEC) * C, qkv_t + 2 * C, (size_t)C * sizeof *state); /* value row */
+    const int C = a->n_embd, hs = a->head_size, NH = a->n_head, n = t + 1, ld = (n + KV_CHUNK - 1) / KV_CHUNK * KV_CHUNK;
+    kv_store(state, C, hs, t, qkv_t + C, qkv_t + 2 * C);
     if (!out_t) return;
     const float scale = 1.0f / sqrtf((float)hs);
     #pragma omp parallel
     {
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
         int h0 = NH * id / nt, h1 = NH * (id + 1) / nt;
-        float *w = tile_scratch((size_t)NH * ld + NH); /* w[h][j], then 1 / sum per head */
-        float *inv = w + (size_t)NH * ld;
-        for (int h = h0; h < h1; h++) {
-            const float *q = qkv_t + h * hs;
+        float *w = tile_scratch((size_t)NH * ld); /* w[h][j] */
+        kv_scores(w, ld, state, C, hs, h0, h1, qkv_t, n); /* q_h . k_hj */
+        for (int h = h0; h < h1; h++) { /* p_hj = exp(scale s_hj - max_h) / sum */
             float *wh = w + (size_t)h * ld;
-            for (int j0 = 0; j0 < n; j0 += DEC) { /* s_hj = scale q_h . k_hj, 16 positions a vector */
-                const float *k = state + (size_t)j0 * 2 * C + (size_t)h * hs * DEC;
-                vf16 s0 = {0}, s1 = {0};
-                int d = 0;
-                for (; d + 2 <= hs; d += 2) {
-                    s0 += q[d] * vf16_load(k + (size_t)d * DEC);
-                    s1 += q[d + 1] * vf16_load(k + (size_t)(d + 1) * DEC);
-                }
-                if (d < hs) s0 += q[d] * vf16_load(k + (size_t)d * DEC);
-                vf16_store(wh + j0, (s0 + s1) * scale);
-            }
+            for (int j = 0; j < n; j++) wh[j] *= scale;
             float mx = row_max(wh, n);
             for (int j = n; j < ld; j++) wh[j] = -INFINITY;
             vf16 acc = {0};
-            for (int j = 0; j < ld; j += 16) { /* w_hj = exp(s_hj - max_h) */
+            for (int j = 0; j < ld; j += 16) {
                 vf16 e = vf16_exp(vf16_load(wh + j) - mx);
                 vf16_store(wh + j, e);
                 acc += e;
             }
-            inv[h] = 1.0f / tile_lanes_sum(acc);
+            float inv = 1.0f / tile_lanes_sum(acc);
+            for (int j = 0; j < n; j++) wh[j] *= inv;
         }
-        memset(out_t + h0 * hs, 0, (size_t)(h1 - h0) * hs * sizeof *out_t);
-        for (int j = 0; j < n; j++) { /* o_h += p_hj v_hj */
-            const float *v = state + (size_t)(j / DEC) * DEC * 2 * C + (size_t)DEC * C + (size_t)(j % DEC) * C;
-            for (int h = h0; h < h1; h++) {
-                float p = w[(size_t)h * ld + j] * inv[h], *o = out_t + h * hs;
-                const float *vh = v + h * hs;
-                for (int d = 0; d < hs; d++) o[d] += p * vh[d];
-            }
-        }
+        kv_values(out_t, state, C, hs, h0, h1, w, ld, n); /* o_h = sum_j p_hj v_hj */
     }
 }
 
