@@ -278,7 +278,7 @@ static const char *SAMPLE_USAGE =
     "  top-p 1, seed 1337. --no-cache re-runs the whole context for each token.\n"
     "  key=value: config keys over the checkpoint's; attention keys convert it\n"
     "  (e.g. a polynomial model sampled with attention=polysketch: the kind's\n"
-    "  tensors the checkpoint lacks start from config key seed's initialisation).\n";
+    "  tensors the checkpoint lacks start from the initialisation of its seed key).\n";
 
 static int cmd_sample(int argc, char **argv) {
     if (argc < 1 || argv[0][0] == '-') die("sample: CKPT is required\n%s", SAMPLE_USAGE);
@@ -330,7 +330,8 @@ static int cmd_sample(int argc, char **argv) {
     g.head_rows = 1; /* a forward's LM head for its last position only: what generation reads */
     g.inference = 1;
     if (gpt2_build(&m, &g, 1, c.block_size, &e)) die("sample: %s", e.msg);
-    if (checkpoint_init_model(dir, &m, (uint64_t)c.seed, note, sizeof note, &e) || generator_init(&gen, &m, use_cache, &e))
+    if (checkpoint_init_model(dir, &m, (uint64_t)c.seed, note, sizeof note, &e) ||
+        generator_init(&gen, &m, use_cache, &e))
         die("sample: %s", e.msg);
     if (note[0]) fprintf(stderr, "sample: %s\n", note);
     Bpe *bpe = load_tokenizer();
@@ -396,7 +397,8 @@ static int cmd_eval(int argc, char **argv) {
         if (config_set_arg(&c, argv[i], &e)) die("eval: %s", e.msg);
         limit |= strncmp(argv[i], "eval_steps=", 11) == 0;
     }
-    if (buckets > c.seq_len) die("eval: --positions %lld is more spans than seq_len (%d) has positions", (long long)buckets, c.seq_len);
+    if (buckets > c.seq_len)
+        die("eval: --positions %lld is more spans than seq_len (%d) has positions", (long long)buckets, c.seq_len);
     if (config_validate(&c, 0, &e) || trainer_eval(&c, dir, limit, (int)buckets, &e)) die("eval: %s", e.msg);
     return 0;
 }

@@ -182,7 +182,8 @@ static size_t softmax_n_state(const AttnConfig *a, int T) { return kv_floats(a->
  * same arithmetic per head whatever the thread count). */
 static void softmax_decode(const AttnConfig *a, const float *params, const float *qkv_t, float *state, int t,
                            float *out_t) {
-    const int C = a->n_embd, hs = a->head_size, NH = a->n_head, n = t + 1, ld = (n + KV_CHUNK - 1) / KV_CHUNK * KV_CHUNK;
+    const int C = a->n_embd, hs = a->head_size, NH = a->n_head, n = t + 1;
+    const int ld = (n + KV_CHUNK - 1) / KV_CHUNK * KV_CHUNK;
     kv_store(state, C, hs, t, qkv_t + C, qkv_t + 2 * C);
     if (!out_t) return;
     const float scale = 1.0f / sqrtf((float)hs);
