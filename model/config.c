@@ -182,10 +182,9 @@ int config_set_arg(Config *c, const char *arg, Err *e) {
 
 int config_set_cli(Config *c, const char *arg, Err *e) {
     if (config_set_arg(c, arg, e)) return -1;
-    const char *eq = strchr(arg, '=');
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (strlen(KEYS[i].name) == (size_t)(eq - arg) && strncmp(KEYS[i].name, arg, (size_t)(eq - arg)) == 0)
-            c->from_cli |= 1ull << i;
+    char name[128];
+    snprintf(name, sizeof name, "%.*s", (int)(strchr(arg, '=') - arg), arg);
+    c->from_cli |= 1ull << (find_key(name) - KEYS); /* config_set_arg found it */
     return 0;
 }
 

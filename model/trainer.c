@@ -30,10 +30,18 @@ typedef struct {
     int64_t saved_step;         /* the step of the newest checkpoint written */
 } Run;
 
-/* Keys that must match to resume: the model and the data order. */
-static const char *const FIXED_KEYS[] = {"n_layer", "n_head", "n_embd", "block_size", "vocab_size", "attention",
-                                         "degree", "sketch", "sketch_size", "attn_block", "local_exact",
-                                         "batch_size", "seq_len", "grad_accum", "train_data", "shuffle", "seed"};
+/* Keys that must match to resume: the model (its attention among them)
+ * and the data order. */
+static const char *const ATTN_KEYS[] = {"attention", "degree", "sketch", "sketch_size", "attn_block", "local_exact"};
+static const char *const FIXED_KEYS[] = {"n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size",
+                                         "seq_len", "grad_accum", "train_data", "shuffle", "seed"};
+#define IN_LIST(k, list) in_list(k, list, sizeof list / sizeof *list)
+
+static int in_list(const char *k, const char *const *list, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(k, list[i]) == 0) return 1;
+    return 0;
+}
 
 static double now(void) {
     struct timespec ts;
@@ -192,8 +200,7 @@ static int compare_configs(const Config *saved, const Config *now, const char *d
         config_format(saved, i, a, sizeof a);
         config_format(now, i, b, sizeof b);
         if (strcmp(a, b) == 0 || strcmp(k, "resume") == 0 || strcmp(k, "init_from") == 0) continue;
-        int fixed = 0;
-        for (size_t j = 0; j < sizeof FIXED_KEYS / sizeof *FIXED_KEYS; j++) fixed |= strcmp(k, FIXED_KEYS[j]) == 0;
+        int fixed = IN_LIST(k, FIXED_KEYS) || IN_LIST(k, ATTN_KEYS);
         if (fixed)
             return err_set(e, "cannot resume from %s: %s is '%s' there but '%s' now (the model and the data order "
                               "must match; to start a new run from these weights use init_from=%s with a new "
@@ -248,12 +255,9 @@ static int setup(Run *r, Err *e) {
         Config before = *c;
         if (checkpoint_read_config(shape_from, c, e)) return -1;
         for (int i = 0; i < config_n_keys(); i++) {
-            const char *k = config_key(i);
-            int attn = strcmp(k, "attention") == 0 || strcmp(k, "degree") == 0 || strcmp(k, "sketch") == 0 ||
-                       strcmp(k, "sketch_size") == 0 || strcmp(k, "attn_block") == 0 || strcmp(k, "local_exact") == 0;
             char v[CONFIG_STR + 32];
             config_format(&before, i, v, sizeof v);
-            if (attn && (before.from_cli >> i & 1) && config_set(c, i, v, e)) return -1;
+            if (IN_LIST(config_key(i), ATTN_KEYS) && (before.from_cli >> i & 1) && config_set(c, i, v, e)) return -1;
         }
         if (config_validate(c, 1, e)) return -1;
         if (init[0] && (c->n_layer != before.n_layer || c->n_embd != before.n_embd || c->n_head != before.n_head ||
@@ -456,7 +460,7 @@ int trainer_eval(const Config *c, const char *ckpt_dir, int limit, int buckets, 
     if (limit && c->eval_steps < n) n = c->eval_steps;
     size_t bt = (size_t)c->batch_size * c->seq_len;
     int *x = xmalloc(bt * sizeof *x), *y = xmalloc(bt * sizeof *y), T = c->seq_len;
-    double sum = 0, t0 = now(), *at = calloc((size_t)T, sizeof *at); /* loss summed per position */
+    double sum = 0, t0 = now(), *at = buckets ? xcalloc((size_t)T, sizeof *at) : NULL; /* loss summed per position */
     for (int64_t i = 0; rc == 0 && i < n; i++) {
         rc = loader_next(&val, x, y, e);
         if (rc == 0) sum += gpt2_forward(&m, x, y, c->batch_size, c->seq_len);
