@@ -37,30 +37,36 @@ typedef vf16 v16;
 #define KLOAD(p) __extension__({ v16 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
 #define KSTORE(p, x) __extension__({ v16 x_ = (x); __builtin_memcpy((p), &x_, sizeof x_); })
 
+/* The 8 x 32 tile's loop over k; row r of A at step k is a[r * RS] before a
+ * moves on by KS: RS = 1, KS = MR in a packed panel, RS = lda, KS = 1 in A's
+ * own rows (kernel_avx512_rows). */
+#define TILE_8X32(RS, KS)                                                                          \
+    v16 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};     \
+    v16 c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0}, c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0};     \
+    for (int k = 0; k < kc; k++, a += (KS), b += NR) {                                             \
+        v16 b0 = KLOAD(b), b1 = KLOAD(b + 16);                                                   \
+        c00 += a[0] * b0; c01 += a[0] * b1;                                                        \
+        c10 += a[1 * (RS)] * b0; c11 += a[1 * (RS)] * b1;                                          \
+        c20 += a[2 * (RS)] * b0; c21 += a[2 * (RS)] * b1;                                          \
+        c30 += a[3 * (RS)] * b0; c31 += a[3 * (RS)] * b1;                                          \
+        c40 += a[4 * (RS)] * b0; c41 += a[4 * (RS)] * b1;                                          \
+        c50 += a[5 * (RS)] * b0; c51 += a[5 * (RS)] * b1;                                          \
+        c60 += a[6 * (RS)] * b0; c61 += a[6 * (RS)] * b1;                                          \
+        c70 += a[7 * (RS)] * b0; c71 += a[7 * (RS)] * b1;                                          \
+    }                                                                                              \
+    v16 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},                              \
+                      {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};                             \
+    for (int r = 0; r < MR; r++)                                                                   \
+        for (int j = 0; j < 2; j++) {                                                              \
+            float *row = c + (size_t)r * ldc + 16 * j;                                             \
+            KSTORE(row, accumulate ? KLOAD(row) + acc[r][j] : acc[r][j]);                        \
+        }
+
 #define KERNEL_FULL(name, arch)                                                                    \
     __attribute__((target(arch))) static void name(int kc, const float *restrict a,                 \
                                                    const float *restrict b, float *restrict c,     \
                                                    int ldc, int accumulate) {                      \
-        v16 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0}; \
-        v16 c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0}, c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0}; \
-        for (int k = 0; k < kc; k++, a += MR, b += NR) {                                           \
-            v16 b0 = KLOAD(b), b1 = KLOAD(b + 16);                                               \
-            c00 += a[0] * b0; c01 += a[0] * b1;                                                    \
-            c10 += a[1] * b0; c11 += a[1] * b1;                                                    \
-            c20 += a[2] * b0; c21 += a[2] * b1;                                                    \
-            c30 += a[3] * b0; c31 += a[3] * b1;                                                    \
-            c40 += a[4] * b0; c41 += a[4] * b1;                                                    \
-            c50 += a[5] * b0; c51 += a[5] * b1;                                                    \
-            c60 += a[6] * b0; c61 += a[6] * b1;                                                    \
-            c70 += a[7] * b0; c71 += a[7] * b1;                                                    \
-        }                                                                                          \
-        v16 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},                          \
-                          {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};                         \
-        for (int r = 0; r < MR; r++)                                                               \
-            for (int j = 0; j < 2; j++) {                                                          \
-                float *row = c + (size_t)r * ldc + 16 * j;                                         \
-                KSTORE(row, accumulate ? KLOAD(row) + acc[r][j] : acc[r][j]);                    \
-            }                                                                                      \
+        TILE_8X32(1, MR)                                                                           \
     }
 
 #define KERNEL_QUARTERS(name, arch)                                                                \
@@ -128,6 +134,17 @@ __attribute__((target("arch=x86-64-v3"))) static void kernel_col1(int kc, const 
 }
 
 KERNEL_FULL(kernel_avx512, "arch=x86-64-v4")
+
+/* The same tile with A read in place, 8 rows lda apart, not packed: in a
+ * deep product (the lm_head's input gradient, K = 50257) each block of A is
+ * read from memory once, and packing it cost a write and a second read;
+ * eight row streams are what the hardware prefetcher follows well. The sums
+ * are the packed kernel's, in the same order. */
+__attribute__((target("arch=x86-64-v4"))) static void kernel_avx512_rows(int kc, const float *restrict a, size_t lda,
+                                                                        const float *restrict b, float *restrict c,
+                                                                        int ldc, int accumulate) {
+    TILE_8X32(lda, 1)
+}
 KERNEL_QUARTERS(kernel_avx2, "arch=x86-64-v3")
 KERNEL_QUARTERS(kernel_portable, "arch=x86-64")
 
@@ -510,6 +527,7 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
         }
         return;
     }
+    int in_place = !transA && !bf16 && simd_level == SGEMM_AVX512 && K >= 32 * KC; /* deep: kernel_avx512_rows */
     for (int jc = j0; jc < j1; jc += NC) {
         int nc = j1 - jc < NC ? j1 - jc : NC;
         for (int p0 = 0; p0 < K; p0 += KC) {
@@ -517,6 +535,13 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
             pack_b_any(pack_b_buf, B, ldb, transB, p0, kc, jc, nc, bf16);
             for (int ic = i0; ic < i1; ic += MC) {
                 int mc = i1 - ic < MC ? i1 - ic : MC;
+                if (in_place && mc % MR == 0 && nc % NR == 0) { /* A's rows as they are */
+                    for (int jp = 0; jp < nc; jp += NR)
+                        for (int ip = 0; ip < mc; ip += MR)
+                            kernel_avx512_rows(kc, A + (size_t)(ic + ip) * lda + p0, (size_t)lda, pack_b_buf + (size_t)jp * kc,
+                                               C + (size_t)(ic + ip) * ldc + jc + jp, ldc, accumulate || p0 > 0);
+                    continue;
+                }
                 pack_a_any(pack_a_buf, A, lda, transA, ic, mc, p0, kc, bf16);
                 macro_tile(pack_a_buf, pack_b_buf, C, ldc, accumulate || p0 > 0, ic, mc, jc, nc, kc, bf16);
             }

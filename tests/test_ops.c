@@ -97,7 +97,8 @@ static double rel_diff(const float *a, const double *b, size_t n) {
 
 /* Every micro-kernel build this CPU can run: AVX-512, AVX2, portable. */
 static void test_sgemm_against_reference(void) {
-    int shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {8, 32, 256}, {9, 31, 257}, {130, 70, 300}, {64, 600, 40}, {3, 1030, 17}, {40, 1100, 300}, {600, 40, 600}};
+    int shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {8, 32, 256}, {9, 31, 257}, {130, 70, 300}, {64, 600, 40}, {3, 1030, 17}, {40, 1100, 300}, {600, 40, 600},
+                       {48, 96, 8195}, {44, 64, 8192}}; /* the last two deep: A read in place where its rows allow */
     int best = sgemm_simd(-1), tested = 0;
     for (int level = SGEMM_PORTABLE; level <= best; level++, tested++) {
         sgemm_simd(level);
