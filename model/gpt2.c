@@ -304,7 +304,7 @@ void gpt2_backward(GPT2 *m, float dloss_scale) {
     if (head_rows(c, BT) < BT) { /* the forward kept only the last chunk's logits */
         head_loss(m, m->targets, BT, 1, dloss_scale);
     } else {
-        crossentropy_backward(m->a.logits, m->a.logits, m->d.lse, m->targets, dloss_scale / (float)BT, BT, V);
+        crossentropy_backward(m->a.logits, m->a.logits, m->targets, dloss_scale / (float)BT, BT, V);
         matmul_backward(m->d.dC1, m->g.wte, NULL, m->a.logits, m->a.lnf, m->p.wte, BT, C, V, c->bf16);
     }
     body_backward(m);

@@ -163,12 +163,34 @@ static inline float ce_row(const float *l, int V, int target, float *lse) {
     return *lse - l[target];
 }
 
-/* one row's gradient, softmax(l) - onehot(target), times dloss (d may be l) */
-static inline void ce_row_grad(float *d, const float *l, int V, int target, float lse, float dloss) {
+/* One row's loss and, in place of its logits, their gradient
+ * (softmax(l) - onehot(target)) x dloss: exp(l - max) is stored over l as it
+ * is summed (in sum_exp's lanes and order, so lse is the same bits), then
+ * scaled by dloss / sum: one exp per logit. */
+static float ce_row_loss_grad(float *l, int V, int target, float *lse, float dloss) {
+    float mx = row_max(l, V), target_logit = l[target];
+    vf16 acc = {0};
     int v = 0;
-    for (; v + 16 <= V; v += 16) vf16_store(d + v, vf16_exp(vf16_load(l + v) - lse) * dloss);
-    for (; v < V; v++) d[v] = exp_fast(l[v] - lse) * dloss;
-    d[target] -= dloss;
+    for (; v + 16 <= V; v += 16) {
+        vf16 e = vf16_exp(vf16_load(l + v) - mx);
+        vf16_store(l + v, e);
+        acc += e;
+    }
+    float tail[16];
+    for (int k = 0; k < 16; k++) tail[k] = v + k < V ? l[v + k] - mx : -INFINITY;
+    vf16 e = vf16_exp(vf16_load(tail));
+    acc += e;
+    vf16_store(tail, e);
+    for (int k = 0; v + k < V; k++) l[v + k] = tail[k];
+    float lanes[16], sum = 0.0f;
+    vf16_store(lanes, acc);
+    for (int k = 0; k < 16; k++) sum += lanes[k];
+    *lse = mx + logf(sum);
+    const float scale = dloss / sum;
+    for (v = 0; v + 16 <= V; v += 16) vf16_store(l + v, vf16_load(l + v) * scale);
+    for (; v < V; v++) l[v] *= scale;
+    l[target] -= dloss;
+    return *lse - target_logit;
 }
 
 static float mean_loss(const float *losses, int N) {
@@ -183,21 +205,23 @@ float crossentropy_forward(float *losses, float *lse, const float *logits, const
     return mean_loss(losses, N);
 }
 
-void crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int *targets,
-                           float dloss, int N, int V) {
-    /* forward: loss = lse - logits[target], lse = log sum exp(logits) */
+void crossentropy_backward(float *dlogits, const float *logits, const int *targets, float dloss, int N, int V) {
+    /* forward: loss = lse - logits[target], lse = log sum exp(logits); each
+     * row's maximum and sum found again, for crossentropy_forward_backward's
+     * bits */
     #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++)
-        ce_row_grad(dlogits + (size_t)n * V, logits + (size_t)n * V, V, targets[n], lse[n], dloss);
+    for (int n = 0; n < N; n++) {
+        float *d = dlogits + (size_t)n * V, row_lse;
+        if (d != logits + (size_t)n * V) memcpy(d, logits + (size_t)n * V, (size_t)V * sizeof *d);
+        ce_row_loss_grad(d, V, targets[n], &row_lse, dloss);
+    }
 }
 
 float crossentropy_forward_backward(float *losses, float *lse, float *logits, const int *targets, float dloss,
                                     int N, int V) {
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) { /* the row still in cache for its gradient */
-        float *l = logits + (size_t)n * V;
-        losses[n] = ce_row(l, V, targets[n], lse + n);
-        ce_row_grad(l, l, V, targets[n], lse[n], dloss);
+        losses[n] = ce_row_loss_grad(logits + (size_t)n * V, V, targets[n], lse + n, dloss);
     }
     return mean_loss(losses, N);
 }

@@ -25,10 +25,9 @@ void residual_forward(float *out, const float *a, const float *b, int n);
 /* Cross-entropy of softmax(logits) against targets, per row: losses[N];
  * lse[N] keeps each row's log-sum-exp. Returns the mean loss. */
 float crossentropy_forward(float *losses, float *lse, const float *logits, const int *targets, int N, int V);
-/* dlogits = (softmax(logits) - onehot(target)) * dloss, written in place of
- * the logits (logits and dlogits may be the same buffer). */
-void crossentropy_backward(float *dlogits, const float *logits, const float *lse, const int *targets,
-                           float dloss, int N, int V);
+/* dlogits = (softmax(logits) - onehot(target)) * dloss (logits and dlogits
+ * may be the same buffer): the same bits as crossentropy_forward_backward. */
+void crossentropy_backward(float *dlogits, const float *logits, const int *targets, float dloss, int N, int V);
 /* Both, row by row (a row of 50257 logits is still in cache for its
  * gradient, where two passes would read every row from memory twice):
  * the same numbers, the gradient in place of the logits. */
