@@ -10,7 +10,6 @@
  * kernel. Two shapes change the loop order (see region). */
 #include "matmul.h"
 
-#include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,6 +17,17 @@
 
 #include "../common/err.h"
 #include "../common/vmath.h"
+
+/* Off x86 (aarch64, ...) one build remains: the portable kernel and
+ * packing in plain C and GCC vectors, compiled for that CPU's own SIMD. */
+#if defined(__x86_64__) || defined(__i386__)
+#define X86 1
+#include <immintrin.h>
+#define TARGET(isa) __attribute__((target(isa)))
+#else
+#define X86 0
+#define TARGET(isa)
+#endif
 
 #define MR 8
 #define NR 32
@@ -30,7 +40,7 @@ typedef vf16 v16;
 /* The micro-kernel: c[MR x NR] (+)= a (an MR-row panel, kc deep) . b (an
  * NR-column panel). Three builds of it, chosen at run time (sgemm_simd):
  * AVX-512 keeps the whole 8 x 32 tile in 16 registers of 16 floats; AVX2 and
- * the portable build (x86-64's SSE2) walk it in four 4 x 16 quarters, since
+ * the portable build (x86-64's SSE2, or another CPU's own vectors) walk it in four 4 x 16 quarters, since
  * 16 accumulators of two ymm each would spill. */
 /* Vector load and store written out in each kernel: calling a helper built
  * for another ISA would pass vectors under a different ABI. */
@@ -63,14 +73,14 @@ typedef vf16 v16;
         }
 
 #define KERNEL_FULL(name, arch)                                                                    \
-    __attribute__((target(arch))) static void name(int kc, const float *restrict a,                 \
+    TARGET(arch) static void name(int kc, const float *restrict a,                 \
                                                    const float *restrict b, float *restrict c,     \
                                                    int ldc, int accumulate) {                      \
         TILE_8X32(1, MR)                                                                           \
     }
 
 #define KERNEL_QUARTERS(name, arch)                                                                \
-    __attribute__((target(arch))) static void name(int kc, const float *restrict a,                 \
+    TARGET(arch) static void name(int kc, const float *restrict a,                 \
                                                    const float *restrict b, float *restrict c,     \
                                                    int ldc, int accumulate) {                      \
         for (int r0 = 0; r0 < MR; r0 += 4)                                                         \
@@ -94,7 +104,7 @@ typedef vf16 v16;
 
 /* An edge panel with at most 16 valid columns (N = 65 in PolySketch's
  * [v; 1] products): half the work of the full tile. AVX-512 only. */
-__attribute__((target("arch=x86-64-v4"))) static void kernel_avx512_half(int kc, const float *restrict a,
+TARGET("arch=x86-64-v4") static void kernel_avx512_half(int kc, const float *restrict a,
                                                                         const float *restrict b, float *restrict c,
                                                                         int ldc) {
     v16 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0}, c6 = {0}, c7 = {0};
@@ -111,7 +121,7 @@ __attribute__((target("arch=x86-64-v4"))) static void kernel_avx512_half(int kc,
  * and one FMA per k, an eighth of the 8 x 16 kernel's work. Four running
  * sums (k mod 4) hide the FMA latency; added at the end. */
 typedef float v8 __attribute__((vector_size(32)));
-__attribute__((target("arch=x86-64-v3"))) static void kernel_col1(int kc, const float *restrict a,
+TARGET("arch=x86-64-v3") static void kernel_col1(int kc, const float *restrict a,
                                                                  const float *restrict b, float *restrict c) {
     v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, x0, x1, x2, x3;
     int k = 0;
@@ -140,7 +150,7 @@ KERNEL_FULL(kernel_avx512, "arch=x86-64-v4")
  * read from memory once, and packing it cost a write and a second read;
  * eight row streams are what the hardware prefetcher follows well. The sums
  * are the packed kernel's, in the same order. */
-__attribute__((target("arch=x86-64-v4"))) static void kernel_avx512_rows(int kc, const float *restrict a, size_t lda,
+TARGET("arch=x86-64-v4") static void kernel_avx512_rows(int kc, const float *restrict a, size_t lda,
                                                                         const float *restrict b, float *restrict c,
                                                                         int ldc, int accumulate) {
     TILE_8X32(lda, 1)
@@ -161,9 +171,13 @@ int sgemm_simd(int level) {
         simd_level = level;
     } else if (simd_level < 0) {
         const char *env = getenv("TRAIN_SIMD");
+#if X86
         __builtin_cpu_init();
         simd_level = __builtin_cpu_supports("avx512f") ? SGEMM_AVX512
                    : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? SGEMM_AVX2 : SGEMM_PORTABLE;
+#else
+        simd_level = SGEMM_PORTABLE;
+#endif
         for (int i = 0; env && i <= SGEMM_AVX512; i++)
             if (strcmp(env, KERNELS[i].name) == 0 && i <= simd_level) simd_level = i;
     }
@@ -176,6 +190,7 @@ const char *sgemm_simd_name(void) { return KERNELS[sgemm_simd(-1)].name; }
 /* Packing that transposes (A by rows, B^T by rows) moves one float at a time
  * in plain C; on AVX-512 whole 16 x 16 blocks go through registers instead. */
 
+#if X86
 /* r[i][j] becomes r[j][i]: 32-bit, 64-bit and two 128-bit-lane interleaves */
 __attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16]) {
     __m512 a[16], b[16], c[16];
@@ -223,6 +238,12 @@ __attribute__((target("avx512f"))) static void pack16_avx512(float *out, float *
         }
     }
 }
+
+#else /* never called off x86: simd_level stays portable */
+static void pack16_avx512(float *out, float *out2, int split, const float *src, size_t ld, int k16, int stride) {
+    abort();
+}
+#endif
 
 /* Packs A[i0:i0+mc, p0:p0+kc] into MR-row panels: out[panel][k][r]. */
 static void pack_a(float *out, const float *A, int lda, int transA, int i0, int mc, int p0, int kc) {
@@ -309,6 +330,7 @@ static inline uint16_t to_bf16(float x) { /* round to nearest even */
  * columns of B) and k < kc. The block is cut into panels of `width` lines
  * (MR or NR), out[panel][p][line] = the pair (X(l, 2p), X(l, 2p+1)) as two
  * bf16 in 32 bits, zero past kc and past the last line. */
+#if X86
 static void store_pair16(uint32_t *out, int width, size_t pstride, int p, const uint32_t v[16]) {
     if (width >= 16) {
         memcpy(out + (size_t)p * width, v, 16 * sizeof *v);
@@ -356,6 +378,12 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void pairs16_avx51
     }
 }
 
+#else /* never called off x86: sgemm_bf16_supported() is 0 */
+static void pairs16_avx512(uint32_t *out, int width, size_t pstride, const float *src, size_t ls, size_t ks, int pv) {
+    abort();
+}
+#endif
+
 static void pack_pairs(uint32_t *out, int width, const float *src, size_t ls, size_t ks, int lines, int kc) {
     int kp = (kc + 1) / 2, padded = (lines + width - 1) / width * width;
     size_t pstride = (size_t)width * kp;
@@ -393,6 +421,7 @@ static void pack_b_bf16(uint32_t *out, const float *B, int ldb, int transB, int 
     else pack_pairs(out, NR, B + (size_t)p0 * ldb + j0, 1, (size_t)ldb, nc, kc);
 }
 
+#if X86
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void kernel_bf16(int kp, const uint32_t *restrict a,
                                                                                const uint32_t *restrict b,
                                                                                float *restrict c, int ldc,
@@ -419,6 +448,14 @@ int sgemm_bf16_supported(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
 }
+#else
+static void kernel_bf16(int kp, const uint32_t *restrict a, const uint32_t *restrict b, float *restrict c, int ldc,
+                        int accumulate) {
+    abort();
+}
+
+int sgemm_bf16_supported(void) { return 0; }
+#endif
 
 /* Per-thread packing buffers, allocated on first use and kept: one MC x KC
  * block of A, one KC x NC block of B, and a cache that holds either all of
