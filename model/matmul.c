@@ -40,8 +40,9 @@ typedef vf16 v16;
 /* The micro-kernel: c[MR x NR] (+)= a (an MR-row panel, kc deep) . b (an
  * NR-column panel). Three builds of it, chosen at run time (sgemm_simd):
  * AVX-512 keeps the whole 8 x 32 tile in 16 registers of 16 floats; AVX2 and
- * the portable build (x86-64's SSE2, or another CPU's own vectors) walk it in four 4 x 16 quarters, since
- * 16 accumulators of two ymm each would spill. */
+ * the portable build (x86-64's SSE2, or another CPU's own vectors) walk it
+ * in four 4 x 16 quarters, since 16 accumulators of two ymm each would
+ * spill. */
 /* Vector load and store written out in each kernel: calling a helper built
  * for another ISA would pass vectors under a different ABI. */
 #define KLOAD(p) __extension__({ v16 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
@@ -73,16 +74,14 @@ typedef vf16 v16;
         }
 
 #define KERNEL_FULL(name, arch)                                                                    \
-    TARGET(arch) static void name(int kc, const float *restrict a,                 \
-                                                   const float *restrict b, float *restrict c,     \
-                                                   int ldc, int accumulate) {                      \
+    TARGET(arch) static void name(int kc, const float *restrict a, const float *restrict b,        \
+                                  float *restrict c, int ldc, int accumulate) {                    \
         TILE_8X32(1, MR)                                                                           \
     }
 
 #define KERNEL_QUARTERS(name, arch)                                                                \
-    TARGET(arch) static void name(int kc, const float *restrict a,                 \
-                                                   const float *restrict b, float *restrict c,     \
-                                                   int ldc, int accumulate) {                      \
+    TARGET(arch) static void name(int kc, const float *restrict a, const float *restrict b,        \
+                                  float *restrict c, int ldc, int accumulate) {                    \
         for (int r0 = 0; r0 < MR; r0 += 4)                                                         \
             for (int j0 = 0; j0 < NR; j0 += 16) {                                                  \
                 v16 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};                                        \
@@ -104,9 +103,8 @@ typedef vf16 v16;
 
 /* An edge panel with at most 16 valid columns (N = 65 in PolySketch's
  * [v; 1] products): half the work of the full tile. AVX-512 only. */
-TARGET("arch=x86-64-v4") static void kernel_avx512_half(int kc, const float *restrict a,
-                                                                        const float *restrict b, float *restrict c,
-                                                                        int ldc) {
+TARGET("arch=x86-64-v4") static void kernel_avx512_half(int kc, const float *restrict a, const float *restrict b,
+                                                        float *restrict c, int ldc) {
     v16 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0}, c6 = {0}, c7 = {0};
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
         v16 b0 = KLOAD(b);
@@ -121,8 +119,8 @@ TARGET("arch=x86-64-v4") static void kernel_avx512_half(int kc, const float *res
  * and one FMA per k, an eighth of the 8 x 16 kernel's work. Four running
  * sums (k mod 4) hide the FMA latency; added at the end. */
 typedef float v8 __attribute__((vector_size(32)));
-TARGET("arch=x86-64-v3") static void kernel_col1(int kc, const float *restrict a,
-                                                                 const float *restrict b, float *restrict c) {
+TARGET("arch=x86-64-v3") static void kernel_col1(int kc, const float *restrict a, const float *restrict b,
+                                                 float *restrict c) {
     v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, x0, x1, x2, x3;
     int k = 0;
     for (; k + 4 <= kc; k += 4, a += 4 * MR, b += 4 * NR) {
@@ -151,8 +149,8 @@ KERNEL_FULL(kernel_avx512, "arch=x86-64-v4")
  * eight row streams are what the hardware prefetcher follows well. The sums
  * are the packed kernel's, in the same order. */
 TARGET("arch=x86-64-v4") static void kernel_avx512_rows(int kc, const float *restrict a, size_t lda,
-                                                                        const float *restrict b, float *restrict c,
-                                                                        int ldc, int accumulate) {
+                                                        const float *restrict b, float *restrict c, int ldc,
+                                                        int accumulate) {
     TILE_8X32(lda, 1)
 }
 KERNEL_QUARTERS(kernel_avx2, "arch=x86-64-v3")
@@ -575,8 +573,9 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
                 if (in_place && mc % MR == 0 && nc % NR == 0) { /* A's rows as they are */
                     for (int jp = 0; jp < nc; jp += NR)
                         for (int ip = 0; ip < mc; ip += MR)
-                            kernel_avx512_rows(kc, A + (size_t)(ic + ip) * lda + p0, (size_t)lda, pack_b_buf + (size_t)jp * kc,
-                                               C + (size_t)(ic + ip) * ldc + jc + jp, ldc, accumulate || p0 > 0);
+                            kernel_avx512_rows(kc, A + (size_t)(ic + ip) * lda + p0, (size_t)lda,
+                                               pack_b_buf + (size_t)jp * kc, C + (size_t)(ic + ip) * ldc + jc + jp,
+                                               ldc, accumulate || p0 > 0);
                     continue;
                 }
                 pack_a_any(pack_a_buf, A, lda, transA, ic, mc, p0, kc, bf16);
