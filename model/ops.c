@@ -142,14 +142,22 @@ void residual_forward(float *out, const float *a, const float *b, int n) {
     for (int i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-/* sum over v of exp(l[v] - mx), in 16 fixed lanes added in a fixed order */
-static float sum_exp(const float *l, int V, float mx) {
+/* sum over v of exp(l[v] - mx), in 16 fixed lanes added in a fixed order;
+ * with out (which may be l), each exp(l[v] - mx) is stored there too */
+static inline float sum_exp(const float *l, float *out, int V, float mx) {
     vf16 acc = {0};
     int v = 0;
-    for (; v + 16 <= V; v += 16) acc += vf16_exp(vf16_load(l + v) - mx);
+    for (; v + 16 <= V; v += 16) {
+        vf16 e = vf16_exp(vf16_load(l + v) - mx);
+        if (out) vf16_store(out + v, e);
+        acc += e;
+    }
     float tail[16];
     for (int k = 0; k < 16; k++) tail[k] = v + k < V ? l[v + k] - mx : -INFINITY;
-    acc += vf16_exp(vf16_load(tail));
+    vf16 e = vf16_exp(vf16_load(tail));
+    acc += e;
+    vf16_store(tail, e);
+    for (int k = 0; out && v + k < V; k++) out[v + k] = tail[k];
     float lanes[16], s = 0.0f;
     vf16_store(lanes, acc);
     for (int k = 0; k < 16; k++) s += lanes[k];
@@ -159,35 +167,20 @@ static float sum_exp(const float *l, int V, float mx) {
 /* one row: its log-sum-exp into *lse, and the loss */
 static inline float ce_row(const float *l, int V, int target, float *lse) {
     float mx = row_max(l, V);
-    *lse = mx + logf(sum_exp(l, V, mx));
+    *lse = mx + logf(sum_exp(l, NULL, V, mx));
     return *lse - l[target];
 }
 
 /* One row's loss and, in place of its logits, their gradient
  * (softmax(l) - onehot(target)) x dloss: exp(l - max) is stored over l as it
- * is summed (in sum_exp's lanes and order, so lse is the same bits), then
- * scaled by dloss / sum: one exp per logit. */
+ * is summed (ce_row's sum, so lse is the same bits), then scaled by
+ * dloss / sum: one exp per logit. */
 static float ce_row_loss_grad(float *l, int V, int target, float *lse, float dloss) {
-    float mx = row_max(l, V), target_logit = l[target];
-    vf16 acc = {0};
-    int v = 0;
-    for (; v + 16 <= V; v += 16) {
-        vf16 e = vf16_exp(vf16_load(l + v) - mx);
-        vf16_store(l + v, e);
-        acc += e;
-    }
-    float tail[16];
-    for (int k = 0; k < 16; k++) tail[k] = v + k < V ? l[v + k] - mx : -INFINITY;
-    vf16 e = vf16_exp(vf16_load(tail));
-    acc += e;
-    vf16_store(tail, e);
-    for (int k = 0; v + k < V; k++) l[v + k] = tail[k];
-    float lanes[16], sum = 0.0f;
-    vf16_store(lanes, acc);
-    for (int k = 0; k < 16; k++) sum += lanes[k];
+    float mx = row_max(l, V), target_logit = l[target], sum = sum_exp(l, l, V, mx);
     *lse = mx + logf(sum);
     const float scale = dloss / sum;
-    for (v = 0; v + 16 <= V; v += 16) vf16_store(l + v, vf16_load(l + v) * scale);
+    int v = 0;
+    for (; v + 16 <= V; v += 16) vf16_store(l + v, vf16_load(l + v) * scale);
     for (; v < V; v++) l[v] *= scale;
     l[target] -= dloss;
     return *lse - target_logit;
