@@ -61,6 +61,16 @@ static int parse_f64(const char *s, double *out) {
     return 0;
 }
 
+/* `--help` or `-h` anywhere among a subcommand's arguments: its usage on
+ * stdout and exit 0, before anything else is checked. */
+static void help_exit(int argc, char **argv, const char *usage) {
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            exit(0);
+        }
+}
+
 /* The tokenizer files live in assets/ next to the executable, unless
  * TRAIN_ASSETS names another directory. */
 static void assets_dir(char *out, size_t size) {
@@ -105,12 +115,19 @@ static char *read_all(FILE *f, const char *name, size_t *len) {
 /* ------------------------------------------------------------------------ */
 /* tokenize                                                                 */
 
+static const char *TOKENIZE_USAGE =
+    "usage: ./train tokenize [--allow-special] < text   print GPT-2 token ids, space-separated\n"
+    "       ./train tokenize --decode < ids             print the text of ids\n"
+    "  --allow-special: <|endoftext|> in the text is token 50256 (otherwise it is\n"
+    "  ordinary text, as OpenAI's encoder does by default)\n";
+
 static int cmd_tokenize(int argc, char **argv) {
     int decode = 0, special = 0;
+    help_exit(argc, argv, TOKENIZE_USAGE);
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--decode") == 0) decode = 1;
         else if (strcmp(argv[i], "--allow-special") == 0) special = 1;
-        else die("tokenize: unknown option '%s' (expected --decode or --allow-special)", argv[i]);
+        else die("tokenize: unknown option '%s' (expected --decode or --allow-special)\n%s", argv[i], TOKENIZE_USAGE);
     }
     Bpe *b = load_tokenizer();
     size_t len;
@@ -163,14 +180,12 @@ static int cmd_prepare(int argc, char **argv) {
     const char *source = NULL;
     char **inputs = xmalloc((size_t)(argc + 1) * sizeof *inputs);
     int n = 0;
+    help_exit(argc, argv, PREPARE_USAGE);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
         int64_t v;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(PREPARE_USAGE, stdout);
-            exit(0);
-        } else if (strcmp(a, "--source") == 0 && has_value) {
+        if (strcmp(a, "--source") == 0 && has_value) {
             source = argv[++i];
         } else if (strcmp(a, "--out") == 0 && has_value) {
             o.out_dir = argv[++i];
@@ -281,6 +296,7 @@ static const char *SAMPLE_USAGE =
     "  tensors the checkpoint lacks start from the initialisation of its seed key).\n";
 
 static int cmd_sample(int argc, char **argv) {
+    help_exit(argc, argv, SAMPLE_USAGE);
     if (argc < 1 || argv[0][0] == '-') die("sample: CKPT is required\n%s", SAMPLE_USAGE);
     const char *prompt = NULL, *prompt_file = NULL;
     int64_t max_new = 200, top_k = 50, seed = 1337;
@@ -306,9 +322,6 @@ static int cmd_sample(int argc, char **argv) {
             if (parse_i64(argv[++i], &seed) || seed < 0) die("sample: --seed: '%s' is not a non-negative integer", argv[i]);
         } else if (strcmp(a, "--no-cache") == 0) {
             use_cache = 0;
-        } else if (strcmp(a, "--help") == 0) {
-            fputs(SAMPLE_USAGE, stdout);
-            return 0;
         } else if (a[0] != '-' && strchr(a, '=') && n_keys < 64) {
             keys[n_keys++] = a;
         } else {
@@ -378,10 +391,16 @@ static int cmd_sample(int argc, char **argv) {
     return 0;
 }
 
+static const char *EVAL_USAGE =
+    "usage: ./train eval CKPT [--positions N] [key=value ...]\n"
+    "  the validation loss of a checkpoint (an out_dir, a step directory or hf:DIR)\n"
+    "  key=value: config keys over the checkpoint's, e.g. val_data=shards/moby/val_*.bin\n"
+    "  eval_steps=20 (default: all of val_data)\n"
+    "  --positions N: the loss in each of N equal spans of the window's positions too\n";
+
 static int cmd_eval(int argc, char **argv) {
-    if (argc < 1 || argv[0][0] == '-')
-        die("usage: ./train eval CKPT [--positions N] [key=value ...]   (e.g. val_data=shards/moby/val_*.bin "
-            "eval_steps=20; --positions 8: the loss at each eighth of the window's positions too)");
+    help_exit(argc, argv, EVAL_USAGE);
+    if (argc < 1 || argv[0][0] == '-') die("eval: CKPT is required\n%s", EVAL_USAGE);
     char dir[PATH_MAX];
     Config c;
     Err e;
@@ -412,9 +431,18 @@ static double seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static const char *BENCH_ATTN_USAGE =
+    "usage: ./train bench-attn [key=value ...] [reps=N] [decode=1]\n"
+    "  one attention layer on random inputs: the best of N (default 3) forward and\n"
+    "  backward passes after a warm-up, the saved activations and the peak RSS.\n"
+    "  key=value: config keys (attention, seq_len, n_head, n_embd, batch_size,\n"
+    "  sketch_size, attn_block, ...); defaults GPT-2 small's heads, B=1, T=1024.\n"
+    "  decode=1: ms per generated token instead (the kind's decoding state)\n";
+
 /* One attention layer alone: the best of `reps` forward and backward passes
  * on random inputs, after one warm-up. Defaults: GPT-2 small's heads. */
 static int cmd_bench_attn(int argc, char **argv) {
+    help_exit(argc, argv, BENCH_ATTN_USAGE);
     Config c;
     Err e;
     config_defaults(&c);
@@ -516,12 +544,14 @@ static int cmd_bench_attn(int argc, char **argv) {
 static const char *USAGE =
     "usage: ./train CONFIG [key=value ...]   train a model\n"
     "       ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR [options]\n"
-    "       ./train sample CKPT [--prompt TEXT] [--max-new-tokens N] [--temperature T]\n"
-    "                      [--top-k K] [--top-p P] [--seed S] [--no-cache] [key=value ...]\n"
+    "       ./train sample CKPT [--prompt TEXT | --prompt-file PATH] [--max-new-tokens N]\n"
+    "                      [--temperature T] [--top-k K] [--top-p P] [--seed S] [--no-cache]\n"
+    "                      [key=value ...]\n"
     "       ./train eval CKPT [--positions N] [key=value ...]   validation loss (and by position)\n"
     "       ./train bench-attn [key=value ...] [reps=N]   time one attention layer (fwd, bwd, memory)\n"
     "       ./train tokenize [--allow-special] < text      print GPT-2 token ids\n"
-    "       ./train tokenize --decode < ids                print the text of ids\n";
+    "       ./train tokenize --decode < ids                print the text of ids\n"
+    "       ./train COMMAND --help                         a command's options\n";
 
 int main(int argc, char **argv) {
     /* a file-size limit (ulimit -f) must fail the write, which we report, not kill us */

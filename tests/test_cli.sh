@@ -41,4 +41,13 @@ printf '{"text": "fine"}\n{"text": "fine"}\n{"txt": "oops"}\n' >"$T/w.jsonl"
 expect_error prepare_names_file_and_line "$T/w.jsonl:3: missing \"text\" field" $TRAIN prepare --source jsonl "$T/w.jsonl" --out "$T/x"
 [ -z "$(ls "$T/x" 2>/dev/null)" ] && pass prepare_failure_leaves_no_shards || fail prepare_failure_leaves_no_shards "$(ls "$T/x")"
 expect_error unknown_command "unknown command 'frobnicate'" $TRAIN frobnicate
+
+# every command's --help: its own usage on stdout, exit 0, nothing else run
+# (sample's and eval's CKPT is not looked at, tokenize does not read stdin)
+help_ok=1
+for cmd in prepare tokenize sample eval bench-attn; do
+    out=$($TRAIN $cmd --help </dev/zero 2>&1) && [[ $out == "usage: ./train $cmd"* ]] || { help_ok=0; echo "  $cmd: $out" | head -2; }
+done
+out=$($TRAIN sample no/such/dir -h 2>&1) && [[ $out == "usage: ./train sample"* ]] || help_ok=0
+[ $help_ok = 1 ] && pass every_command_has_help || fail every_command_has_help "a --help that did not print its usage"
 exit 0
