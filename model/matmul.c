@@ -36,13 +36,14 @@
 #define NC 512
 
 typedef vf16 v16;
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
 
 /* The micro-kernel: c[MR x NR] (+)= a (an MR-row panel, kc deep) . b (an
  * NR-column panel). Three builds of it, chosen at run time (sgemm_simd):
  * AVX-512 keeps the whole 8 x 32 tile in 16 registers of 16 floats; AVX2 and
- * the portable build (x86-64's SSE2, or another CPU's own vectors) walk it
- * in four 4 x 16 quarters, since 16 accumulators of two ymm each would
- * spill. */
+ * the portable build (x86-64's SSE2, or another CPU's own 4-float vectors)
+ * walk it in pieces (KERNEL_PIECES). */
 /* Vector load and store written out in each kernel: calling a helper built
  * for another ISA would pass vectors under a different ABI. */
 #define KLOAD(p) __extension__({ v16 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
@@ -79,25 +80,37 @@ typedef vf16 v16;
         TILE_8X32(1, MR)                                                                           \
     }
 
-#define KERNEL_QUARTERS(name, arch)                                                                \
+/* AVX2 and the portable build walk the tile in pieces of 4 rows and two
+ * vectors of their own registers' width (4 x 16 columns in ymm, 4 x 8 in
+ * xmm or NEON), 8 accumulators each. Generic vectors wider than the target's
+ * registers (a 16-float type on AVX2) compile with GCC to stack traffic, at
+ * a tenth of the speed. */
+#define KERNEL_PIECES(name, arch, vt)                                                              \
     TARGET(arch) static void name(int kc, const float *restrict a, const float *restrict b,        \
                                   float *restrict c, int ldc, int accumulate) {                    \
+        enum { L = sizeof(vt) / sizeof(float) };                                                   \
         for (int r0 = 0; r0 < MR; r0 += 4)                                                         \
-            for (int j0 = 0; j0 < NR; j0 += 16) {                                                  \
-                v16 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};                                        \
+            for (int j0 = 0; j0 < NR; j0 += 2 * L) {                                               \
+                vt c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0}; \
                 const float *ap = a + r0, *bp = b + j0;                                            \
                 for (int k = 0; k < kc; k++, ap += MR, bp += NR) {                                 \
-                    v16 bv = KLOAD(bp);                                                           \
-                    c0 += ap[0] * bv;                                                              \
-                    c1 += ap[1] * bv;                                                              \
-                    c2 += ap[2] * bv;                                                              \
-                    c3 += ap[3] * bv;                                                              \
+                    vt b0, b1;                                                                     \
+                    __builtin_memcpy(&b0, bp, sizeof b0);                                          \
+                    __builtin_memcpy(&b1, bp + L, sizeof b1);                                      \
+                    c00 += ap[0] * b0; c01 += ap[0] * b1;                                          \
+                    c10 += ap[1] * b0; c11 += ap[1] * b1;                                          \
+                    c20 += ap[2] * b0; c21 += ap[2] * b1;                                          \
+                    c30 += ap[3] * b0; c31 += ap[3] * b1;                                          \
                 }                                                                                  \
-                v16 acc[4] = {c0, c1, c2, c3};                                                     \
-                for (int r = 0; r < 4; r++) {                                                      \
-                    float *row = c + (size_t)(r0 + r) * ldc + j0;                                  \
-                    KSTORE(row, accumulate ? KLOAD(row) + acc[r] : acc[r]);                      \
-                }                                                                                  \
+                vt acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};                   \
+                for (int r = 0; r < 4; r++)                                                        \
+                    for (int h = 0; h < 2; h++) {                                                  \
+                        float *row = c + (size_t)(r0 + r) * ldc + j0 + h * L;                      \
+                        vt old = {0};                                                              \
+                        if (accumulate) __builtin_memcpy(&old, row, sizeof old);                   \
+                        old += acc[r][h];                                                          \
+                        __builtin_memcpy(row, &old, sizeof old);                                   \
+                    }                                                                              \
             }                                                                                      \
     }
 
@@ -118,7 +131,6 @@ TARGET("arch=x86-64-v4") static void kernel_avx512_half(int kc, const float *res
 /* An edge panel of one column (the [v; 1] products' 65th): one 8-row vector
  * and one FMA per k, an eighth of the 8 x 16 kernel's work. Four running
  * sums (k mod 4) hide the FMA latency; added at the end. */
-typedef float v8 __attribute__((vector_size(32)));
 TARGET("arch=x86-64-v3") static void kernel_col1(int kc, const float *restrict a, const float *restrict b,
                                                  float *restrict c) {
     v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, x0, x1, x2, x3;
@@ -153,8 +165,8 @@ TARGET("arch=x86-64-v4") static void kernel_avx512_rows(int kc, const float *res
                                                         int accumulate) {
     TILE_8X32(lda, 1)
 }
-KERNEL_QUARTERS(kernel_avx2, "arch=x86-64-v3")
-KERNEL_QUARTERS(kernel_portable, "arch=x86-64")
+KERNEL_PIECES(kernel_avx2, "arch=x86-64-v3", v8)
+KERNEL_PIECES(kernel_portable, "arch=x86-64", v4)
 
 typedef void (*KernelFn)(int, const float *, const float *, float *, int, int);
 static const struct {
@@ -186,7 +198,8 @@ int sgemm_simd(int level) {
 const char *sgemm_simd_name(void) { return KERNELS[sgemm_simd(-1)].name; }
 
 /* Packing that transposes (A by rows, B^T by rows) moves one float at a time
- * in plain C; on AVX-512 whole 16 x 16 blocks go through registers instead. */
+ * in plain C; on AVX-512 whole 16 x 16 blocks go through registers instead,
+ * on AVX2 8 x 8 blocks. */
 
 #if X86
 /* r[i][j] becomes r[j][i]: 32-bit, 64-bit and two 128-bit-lane interleaves */
@@ -237,15 +250,40 @@ __attribute__((target("avx512f"))) static void pack16_avx512(float *out, float *
     }
 }
 
+/* The same on AVX2 for 8 rows: src[i*ld + k], k in [0, k8), into
+ * out[k*stride + i]; k8 a multiple of 8 (one MR-row panel of A, or a quarter
+ * of a B panel). */
+__attribute__((target("avx2"))) static void pack8_avx2(float *out, const float *src, size_t ld, int k8, int stride) {
+    for (int k0 = 0; k0 < k8; k0 += 8) {
+        __m256 r[8], a[8], b[8];
+        for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ld + k0);
+        for (int i = 0; i < 4; i++) {
+            a[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            a[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for (int i = 0; i < 2; i++)
+            for (int h = 0; h < 2; h++) {
+                __m256 x = a[4 * i + h], y = a[4 * i + h + 2];
+                b[4 * i + 2 * h] = _mm256_shuffle_ps(x, y, 0x44);
+                b[4 * i + 2 * h + 1] = _mm256_shuffle_ps(x, y, 0xee);
+            }
+        for (int j = 0; j < 4; j++) { /* b[j] holds rows 0-3 of columns j, j + 4; b[j + 4] rows 4-7 */
+            _mm256_storeu_ps(out + (size_t)(k0 + j) * stride, _mm256_permute2f128_ps(b[j], b[j + 4], 0x20));
+            _mm256_storeu_ps(out + (size_t)(k0 + j + 4) * stride, _mm256_permute2f128_ps(b[j], b[j + 4], 0x31));
+        }
+    }
+}
+
 #else /* never called off x86: simd_level stays portable */
 static void pack16_avx512(float *out, float *out2, int split, const float *src, size_t ld, int k16, int stride) {
     abort();
 }
+static void pack8_avx2(float *out, const float *src, size_t ld, int k8, int stride) { abort(); }
 #endif
 
 /* Packs A[i0:i0+mc, p0:p0+kc] into MR-row panels: out[panel][k][r]. */
 static void pack_a(float *out, const float *A, int lda, int transA, int i0, int mc, int p0, int kc) {
-    int fast = simd_level == SGEMM_AVX512 && !transA, k16 = kc / 16 * 16;
+    int fast = simd_level == SGEMM_AVX512 && !transA, k16 = kc / 16 * 16, k8 = kc / 8 * 8;
     if (transA) { /* row k of A^T holds the panels' rows side by side: 4 panels (128 bytes of a row) at a time */
         int full = mc / MR * MR;
         for (int g = 0; g < full; g += 4 * MR) {
@@ -271,6 +309,9 @@ static void pack_a(float *out, const float *A, int lda, int transA, int i0, int 
             k0 = k16;
         } else if (fast && ip % (2 * MR) == MR && ip + MR <= mc) {
             k0 = k16; /* packed with the previous panel */
+        } else if (simd_level == SGEMM_AVX2 && rows == MR) {
+            pack8_avx2(out, A + (size_t)(i0 + ip) * lda + p0, (size_t)lda, k8, MR);
+            k0 = k8;
         }
         for (int r = 0; r < rows; r++) {
             const float *src = A + (size_t)(i0 + ip + r) * lda + p0;
@@ -283,16 +324,19 @@ static void pack_a(float *out, const float *A, int lda, int transA, int i0, int 
 
 /* Packs B[p0:p0+kc, j0:j0+nc] into NR-column panels: out[panel][k][c]. */
 static void pack_b(float *out, const float *B, int ldb, int transB, int p0, int kc, int j0, int nc) {
-    int fast = simd_level == SGEMM_AVX512 && transB, k16 = kc / 16 * 16;
+    int fast = simd_level == SGEMM_AVX512 && transB, k16 = kc / 16 * 16, k8 = kc / 8 * 8;
+    int avx2 = simd_level == SGEMM_AVX2 && transB;
     for (int jp = 0; jp < nc; jp += NR, out += NR * kc) {
         int cols = nc - jp < NR ? nc - jp : NR;
         if (transB) {
-            int c = 0;
+            int c = 0, kdone = fast ? k16 : k8; /* columns below c are packed up to kdone */
             for (; fast && c + 16 <= cols; c += 16)
                 pack16_avx512(out + c, NULL, 0, B + (size_t)(j0 + jp + c) * ldb + p0, (size_t)ldb, k16, NR);
+            for (; avx2 && c + 8 <= cols; c += 8)
+                pack8_avx2(out + c, B + (size_t)(j0 + jp + c) * ldb + p0, (size_t)ldb, k8, NR);
             for (int cc = 0; cc < cols; cc++) {
                 const float *src = B + (size_t)(j0 + jp + cc) * ldb + p0;
-                for (int k = cc < c ? k16 : 0; k < kc; k++) out[k * NR + cc] = src[k];
+                for (int k = cc < c ? kdone : 0; k < kc; k++) out[k * NR + cc] = src[k];
             }
             for (int cc = cols; cc < NR; cc++)
                 for (int k = 0; k < kc; k++) out[k * NR + cc] = 0.0f;
