@@ -35,15 +35,18 @@ static inline void kv_store(float *state, int C, int hs, int t, const float *k, 
 static inline void kv_scores(float *s, int ld, float *state, int C, int hs, int h0, int h1, const float *q, int n) {
     for (int j0 = 0; j0 < n; j0 += KV_CHUNK)
         for (int h = h0; h < h1; h++) {
-            const float *k = kv_chunk(state, C, j0) + (size_t)h * hs * KV_CHUNK, *qh = q + (size_t)h * hs;
-            vf16 s0 = {0}, s1 = {0};
-            int d = 0;
-            for (; d + 2 <= hs; d += 2) { /* two running sums: half the FMA chain */
-                s0 += qh[d] * vf16_load(k + (size_t)d * KV_CHUNK);
-                s1 += qh[d + 1] * vf16_load(k + (size_t)(d + 1) * KV_CHUNK);
+            const float *qh = q + (size_t)h * hs;
+            for (int c = 0; c < KV_CHUNK; c += VN) { /* the chunk's positions, a register of them at a time */
+                const float *k = kv_chunk(state, C, j0) + (size_t)h * hs * KV_CHUNK + c;
+                vfn s0 = {0}, s1 = {0};
+                int d = 0;
+                for (; d + 2 <= hs; d += 2) { /* two running sums: half the FMA chain */
+                    s0 += qh[d] * vfn_load(k + (size_t)d * KV_CHUNK);
+                    s1 += qh[d + 1] * vfn_load(k + (size_t)(d + 1) * KV_CHUNK);
+                }
+                if (d < hs) s0 += qh[d] * vfn_load(k + (size_t)d * KV_CHUNK);
+                vfn_store(s + (size_t)h * ld + j0 + c, s0 + s1);
             }
-            if (d < hs) s0 += qh[d] * vf16_load(k + (size_t)d * KV_CHUNK);
-            vf16_store(s + (size_t)h * ld + j0, s0 + s1);
         }
 }
 

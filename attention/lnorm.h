@@ -7,15 +7,15 @@
 
 #include "../common/vmath.h"
 
-/* sum of x[0:n] in 16 fixed lanes, then the lanes in order: vectorised, and
- * the same result every time */
+/* sum of x[0:n] in VN fixed lanes, then the lanes in order: vectorised,
+ * and the same result every time */
 static inline float sum16(const float *x, int n) {
-    vf16 acc = {0};
+    vfn acc = {0};
     int i = 0;
-    for (; i + 16 <= n; i += 16) acc += vf16_load(x + i);
-    float l[16], s = 0.0f;
-    vf16_store(l, acc);
-    for (int k = 0; k < 16; k++) s += l[k];
+    for (; i + VN <= n; i += VN) acc += vfn_load(x + i);
+    float l[VN], s = 0.0f;
+    vfn_store(l, acc);
+    for (int k = 0; k < VN; k++) s += l[k];
     for (; i < n; i++) s += x[i];
     return s;
 }

@@ -164,10 +164,10 @@ static void poly_decode(const AttnConfig *a, const float *params, const float *q
         kv_scores(w, ld, state, C, hs, h0, h1, qn, n); /* x_hj = q^_h . k^_hj */
         for (int h = h0; h < h1; h++) { /* w_hj = x_hj^p, 16 at a time (0 past n) */
             float *wh = w + (size_t)h * ld;
-            vf16 acc = {0};
-            for (int j = 0; j < n; j += 16) {
-                vf16 x = tile_mask(vf16_powi(vf16_load(wh + j), p), j, n);
-                vf16_store(wh + j, x);
+            vfn acc = {0};
+            for (int j = 0; j < n; j += VN) {
+                vfn x = tile_mask(vfn_powi(vfn_load(wh + j), p), j, n);
+                vfn_store(wh + j, x);
                 acc += x;
             }
             sum[h] = tile_lanes_sum(acc);

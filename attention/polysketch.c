@@ -117,14 +117,14 @@ static void ps_init(const AttnConfig *a, float *params, Rng *r) {
 static void phi_rows(float *Phi, const float *A, int n, int r, int F) {
     enum { R_SMALL = 64 };
     if (r <= R_SMALL) { /* whole vectors only: a zero-padded copy of the row in, a row with slack out */
-        float ab[R_SMALL + 16] = {0}, fb[R_SMALL * (R_SMALL + 1) / 2 + 16];
+        float ab[R_SMALL + VN] = {0}, fb[R_SMALL * (R_SMALL + 1) / 2 + VN];
         for (int i = 0; i < n; i++) {
             memcpy(ab, A + (size_t)i * r, (size_t)r * sizeof *ab);
             for (int p = 0, k = 0; p < r; p++) {
                 fb[k++] = ab[p] * ab[p];
-                vf16 ap = vf16_splat((float)M_SQRT2 * ab[p]);
-                for (int q = 0; q < r - p - 1; q += 16) /* may write past this p's pairs: the next p overwrites */
-                    vf16_store(fb + k + q, ap * vf16_load(ab + p + 1 + q));
+                vfn ap = vfn_splat((float)M_SQRT2 * ab[p]);
+                for (int q = 0; q < r - p - 1; q += VN) /* may write past this p's pairs: the next p overwrites */
+                    vfn_store(fb + k + q, ap * vfn_load(ab + p + 1 + q));
                 k += r - p - 1;
             }
             memcpy(Phi + (size_t)i * F, fb, (size_t)F * sizeof *fb);
@@ -137,8 +137,8 @@ static void phi_rows(float *Phi, const float *A, int n, int r, int F) {
         for (int p = 0, k = 0; p < r; p++) {
             f[k++] = a[p] * a[p];
             float ap = (float)M_SQRT2 * a[p];
-            int m = r - p - 1, q = 0; /* f[k + q] = ap a[p + 1 + q], 16 at a time */
-            for (; q + 16 <= m; q += 16) vf16_store(f + k + q, ap * vf16_load(a + p + 1 + q));
+            int m = r - p - 1, q = 0; /* f[k + q] = ap a[p + 1 + q], a vector at a time */
+            for (; q + VN <= m; q += VN) vfn_store(f + k + q, ap * vfn_load(a + p + 1 + q));
             for (; q < m; q++) f[k + q] = ap * a[p + 1 + q];
             k += m;
         }

@@ -73,30 +73,31 @@ static float *level_ptr(float *work, int t, int l, int T, int hs, int r) {
  * written as x sigmoid(2u): one exp and one division, half the work of the
  * model's tanh form (the same function in other roundings); with grad, its
  * derivative s + 2 x s (1 - s) u' too (s = sigmoid(2u)). grad may be x. */
-static inline void gelu_sig16(float *out, float *grad, const float *x) {
+static inline void gelu_sig_v(float *out, float *grad, const float *x) {
     const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
-    vf16 v = vf16_load(x), u = k * (v + 0.044715f * v * v * v);
-    vf16 s = 1.0f / (1.0f + vf16_exp(-2.0f * u));
-    vf16_store(out, v * s);
-    if (grad) vf16_store(grad, s + 2.0f * v * s * (1.0f - s) * k * (1.0f + 3.0f * 0.044715f * v * v));
+    vfn v = vfn_load(x), u = k * (v + 0.044715f * v * v * v);
+    vfn s = 1.0f / (1.0f + vfn_exp(-2.0f * u));
+    vfn_store(out, v * s);
+    if (grad) vfn_store(grad, s + 2.0f * v * s * (1.0f - s) * k * (1.0f + 3.0f * 0.044715f * v * v));
 }
 
 static void gelu_sig(float *out, float *grad, const float *x, size_t n) {
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) gelu_sig16(out + i, grad ? grad + i : NULL, x + i);
+    for (; i + VN <= n; i += VN) gelu_sig_v(out + i, grad ? grad + i : NULL, x + i);
     if (i == n) return;
-    float xb[16] = {0}, ob[16], gb[16];
+    float xb[VN] = {0}, ob[VN], gb[VN];
     memcpy(xb, x + i, (n - i) * sizeof *xb);
-    gelu_sig16(ob, grad ? gb : NULL, xb);
+    gelu_sig_v(ob, grad ? gb : NULL, xb);
     memcpy(out + i, ob, (n - i) * sizeof *ob);
     if (grad) memcpy(grad + i, gb, (n - i) * sizeof *gb);
 }
 
-/* tanh(y1 y2 / sqrt r) of n values, 16 at a time (a tail through a padded
- * vector): the towers' combination, in the forward and again in backward */
+/* tanh(y1 y2 / sqrt r) of n values, a vector at a time (a tail through a
+ * padded vector): the towers' combination, in the forward and again in
+ * backward */
 static void tanh_of_product(float *out, const float *y1, const float *y2, size_t n, float sr) {
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) vf16_store(out + i, vf16_tanh(vf16_load(y1 + i) * vf16_load(y2 + i) / sr));
+    for (; i + VN <= n; i += VN) vfn_store(out + i, vfn_tanh(vfn_load(y1 + i) * vfn_load(y2 + i) / sr));
     for (; i < n; i++) out[i] = tanh_fast(y1[i] * y2[i] / sr);
 }
 

@@ -23,23 +23,22 @@ static void softmax_init(const AttnConfig *a, float *params, Rng *r) {}
 
 /* Row i of a score tile: keys j < n are visible. Turns scores into
  * exp(s - mx) in place (0 where masked) and returns their sum by lanes. */
-static inline vf16 exp_row(float *s, int n, float mx) {
-    vf16 sum = {0};
-    for (int j = 0; j < TILE; j += 16) {
-        vf16 p = j < n ? tile_mask(vf16_exp(vf16_load(s + j) - mx), j, n) : (vf16){0};
-        vf16_store(s + j, p);
+static inline vfn exp_row(float *s, int n, float mx) {
+    vfn sum = {0};
+    for (int j = 0; j < TILE; j += VN) {
+        vfn p = j < n ? tile_mask(vfn_exp(vfn_load(s + j) - mx), j, n) : (vfn){0};
+        vfn_store(s + j, p);
         sum += p;
     }
     return sum;
 }
 
 /* The same row's largest visible score, by lanes (-inf where none). */
-static inline vf16 max_row(const float *s, int n) {
-    const vi16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    vf16 m = vf16_splat(-INFINITY);
-    for (int j = 0; j < TILE && j < n; j += 16) {
-        vf16 x = vf16_select(iota + j < n, vf16_load(s + j), m);
-        m = vf16_select(x > m, x, m);
+static inline vfn max_row(const float *s, int n) {
+    vfn m = vfn_splat(-INFINITY);
+    for (int j = 0; j < TILE && j < n; j += VN) {
+        vfn x = vfn_select(tile_iota() + j < n, vfn_load(s + j), m);
+        m = vfn_select(x > m, x, m);
     }
     return m;
 }
@@ -80,20 +79,20 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
                     float *Sr = S + (size_t)r0 * TILE, *Or = O + (size_t)r0 * hp;
                     tile_mm(Sr, TILE, Q + (size_t)r0 * hp, hp, 1, Kt + (size_t)k0 * hp, TILE, nr, hs, TILE, 0); /* s_ij = scale q_i . k_j */
                     /* the rows' maxima, then their exponentials and sums, reduced 16 rows at a time */
-                    vf16 part[GROUP];
+                    vfn part[GROUP];
                     int n[GROUP];
                     for (int i = 0; i < GROUP; i++) {
                         n[i] = q0 + r0 + i - k0 + 1 < nk ? q0 + r0 + i - k0 + 1 : nk; /* causal: j <= i */
-                        part[i] = i < nr ? max_row(Sr + (size_t)i * TILE, n[i]) : vf16_splat(-INFINITY);
+                        part[i] = i < nr ? max_row(Sr + (size_t)i * TILE, n[i]) : vfn_splat(-INFINITY);
                     }
-                    vf16 mold = vf16_load(m + r0), mx = tile_reduce16(part, 1);
+                    vf16 mold = vf16_load(m + r0), mx = tile_reduce_rows(part, 1);
                     vf16 mnew = vf16_select(mx > mold, mx, mold), corr = vf16_exp(mold - mnew);
                     for (int i = 0; i < GROUP; i++) {
-                        part[i] = i < nr ? exp_row(Sr + (size_t)i * TILE, n[i], mnew[i]) : (vf16){0};
+                        part[i] = i < nr ? exp_row(Sr + (size_t)i * TILE, n[i], mnew[i]) : (vfn){0};
                         if (i < nr && corr[i] != 1.0f)
                             for (int d = 0; d < hp; d++) Or[(size_t)i * hp + d] *= corr[i];
                     }
-                    vf16_store(l + r0, vf16_load(l + r0) * corr + tile_reduce16(part, 0));
+                    vf16_store(l + r0, vf16_load(l + r0) * corr + tile_reduce_rows(part, 0));
                     vf16_store(m + r0, mnew);
                     tile_mm(Or, hp, Sr, TILE, 1, V + (size_t)k0 * hp, hp, nr, nk, hp, 1); /* o_i += sum_j p_ij v_j */
                 }
@@ -198,10 +197,10 @@ static void softmax_decode(const AttnConfig *a, const float *params, const float
             for (int j = 0; j < n; j++) wh[j] *= scale;
             float mx = row_max(wh, n);
             for (int j = n; j < ld; j++) wh[j] = -INFINITY;
-            vf16 acc = {0};
-            for (int j = 0; j < ld; j += 16) {
-                vf16 e = vf16_exp(vf16_load(wh + j) - mx);
-                vf16_store(wh + j, e);
+            vfn acc = {0};
+            for (int j = 0; j < ld; j += VN) {
+                vfn e = vfn_exp(vfn_load(wh + j) - mx);
+                vfn_store(wh + j, e);
                 acc += e;
             }
             float inv = 1.0f / tile_lanes_sum(acc);

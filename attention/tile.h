@@ -53,17 +53,25 @@ static inline void tile_load(float *dst, float *dstT, const float *src, size_t s
     }
 }
 
-/* v with its lanes at j + l >= n zeroed (keys past a row's causal limit) */
-static inline vf16 tile_mask(vf16 v, int j, int n) {
-    const vi16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    return j + 16 > n ? vf16_select(iota + j < n, v, (vf16){0}) : v;
+/* the lane numbers 0, 1, ..., VN - 1 */
+static inline vin tile_iota(void) {
+    static const int lanes[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    vin v;
+    memcpy(&v, lanes, sizeof v);
+    return v;
 }
 
-/* the 16 lanes of v added in order */
-static inline float tile_lanes_sum(vf16 v) {
-    float l[16], t = 0.0f;
-    vf16_store(l, v);
-    for (int k = 0; k < 16; k++) t += l[k];
+/* v (keys j to j + VN - 1) with its lanes at j + l >= n zeroed (keys past a
+ * row's causal limit) */
+static inline vfn tile_mask(vfn v, int j, int n) {
+    return j + VN > n ? vfn_select(tile_iota() + j < n, v, (vfn){0}) : v;
+}
+
+/* the VN lanes of v added in order */
+static inline float tile_lanes_sum(vfn v) {
+    float l[VN], t = 0.0f;
+    vfn_store(l, v);
+    for (int k = 0; k < VN; k++) t += l[k];
     return t;
 }
 
@@ -94,6 +102,24 @@ static inline vf16 tile_reduce16(vf16 v[16], int max) {
     return v[0];
 }
 
+/* The same for 16 rows' partials of the build's width: on AVX-512 the tree
+ * above; narrower builds reduce each row's VN lanes in order. */
+static inline vf16 tile_reduce_rows(vfn v[16], int max) {
+#if VN == 16
+    return tile_reduce16(v, max);
+#else
+    float r[16];
+    for (int i = 0; i < 16; i++) {
+        float l[VN], x;
+        vfn_store(l, v[i]);
+        x = l[0];
+        for (int k = 1; k < VN; k++) x = max ? (l[k] > x ? l[k] : x) : x + l[k];
+        r[i] = x;
+    }
+    return vf16_load(r);
+#endif
+}
+
 /* The same for a whole head at once, Tp = T rounded up to TILE, zero
  * padded; loaded once and read by every tile: dst [Tp][hp], and/or dstT as
  * Tp / TILE transposed tiles one after another, tile t0 at dstT + t0 * hp
@@ -113,6 +139,29 @@ static inline void head_load(float *dst, float *dstT, const float *src, size_t s
  * loads of B per k, which the compiler folds into the FMAs and reloads). */
 static inline void tile_block8x32(float *restrict C, int ldc, const float *restrict A, int ars, int aks,
                                   const float *restrict B, int ldb, int K, int accumulate) {
+#ifndef __AVX512F__
+    /* narrower registers: pieces of 4 rows x 2 vectors, 8 accumulators (a
+     * 16-float type there compiles to stack traffic, see vmath.h) */
+    for (int r0 = 0; r0 < 8; r0 += 4)
+        for (int j0 = 0; j0 < 32; j0 += 2 * VN) {
+            vfn c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+            const float *a0 = A + (size_t)r0 * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
+            for (int k = 0; k < K; k++) {
+                size_t ak = (size_t)k * aks;
+                vfn b0 = vfn_load(B + (size_t)k * ldb + j0), b1 = vfn_load(B + (size_t)k * ldb + j0 + VN);
+                c00 += a0[ak] * b0; c01 += a0[ak] * b1;
+                c10 += a1[ak] * b0; c11 += a1[ak] * b1;
+                c20 += a2[ak] * b0; c21 += a2[ak] * b1;
+                c30 += a3[ak] * b0; c31 += a3[ak] * b1;
+            }
+            vfn acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+            for (int i = 0; i < 4; i++)
+                for (int h = 0; h < 2; h++) {
+                    float *c = C + (size_t)(r0 + i) * ldc + j0 + h * VN;
+                    vfn_store(c, accumulate ? vfn_load(c) + acc[i][h] : acc[i][h]);
+                }
+        }
+#else
     vf16 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
     vf16 c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0}, c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0};
     const float *a0 = A, *a1 = A + ars, *a2 = A + 2 * (size_t)ars, *a3 = A + 3 * (size_t)ars;
@@ -135,11 +184,12 @@ static inline void tile_block8x32(float *restrict C, int ldc, const float *restr
             float *c = C + (size_t)i * ldc + 16 * j;
             vf16_store(c, accumulate ? vf16_load(c) + acc[i][j] : acc[i][j]);
         }
+#endif
 }
 
 /* C[r][0:cols] (+)= sum_k A(r, k) B[k][0:cols] for r < rows, k < K, with
  * A(r, k) = A[r * ars + k * aks]; cols a multiple of 16. 8 x 32 blocks,
- * then what is left one row and 16 columns at a time. */
+ * then what is left one row and one vector of columns at a time. */
 static inline void tile_mm(float *restrict C, int ldc, const float *restrict A, int ars, int aks,
                            const float *restrict B, int ldb, int rows, int K, int cols, int accumulate) {
     int c32 = cols / 32 * 32, r8 = rows / 8 * 8;
@@ -147,18 +197,18 @@ static inline void tile_mm(float *restrict C, int ldc, const float *restrict A, 
         for (int r = 0; r < r8; r += 8)
             tile_block8x32(C + (size_t)r * ldc + c0, ldc, A + (size_t)r * ars, ars, aks, B + c0, ldb, K, accumulate);
     for (int r = 0; r < rows; r++)
-        for (int c0 = r < r8 ? c32 : 0; c0 < cols; c0 += 16) {
+        for (int c0 = r < r8 ? c32 : 0; c0 < cols; c0 += VN) {
             float *c = C + (size_t)r * ldc + c0;
-            vf16 acc = accumulate ? vf16_load(c) : (vf16){0};
+            vfn acc = accumulate ? vfn_load(c) : (vfn){0};
             const float *a = A + (size_t)r * ars, *b = B + c0;
-            for (int k = 0; k < K; k++) acc += a[(size_t)k * aks] * vf16_load(b + (size_t)k * ldb);
-            vf16_store(c, acc);
+            for (int k = 0; k < K; k++) acc += a[(size_t)k * aks] * vfn_load(b + (size_t)k * ldb);
+            vfn_store(c, acc);
         }
 }
 
-/* x^p on 16 lanes: the same products in the same order as lnorm.h's powi */
-static inline vf16 vf16_powi(vf16 x, int p) {
-    vf16 r = vf16_splat(1.0f);
+/* x^p on VN lanes: the same products in the same order as lnorm.h's powi */
+static inline vfn vfn_powi(vfn x, int p) {
+    vfn r = vfn_splat(1.0f);
     for (; p > 0; p >>= 1, x *= x)
         if (p & 1) r *= x;
     return r;
@@ -176,10 +226,10 @@ static inline void poly_tile_forward(float *O, float *acc, float *X, const float
     for (int i = 0; i < nq; i++) {
         float *x = X + (size_t)i * TILE;
         int n = diag + i + 1 < nk ? diag + i + 1 : nk;
-        vf16 sum = {0};
-        for (int j = 0; j < TILE; j += 16) {
-            vf16 w = j < n ? tile_mask(vf16_powi(vf16_load(x + j), p), j, n) : (vf16){0};
-            vf16_store(x + j, w);
+        vfn sum = {0};
+        for (int j = 0; j < TILE; j += VN) {
+            vfn w = j < n ? tile_mask(vfn_powi(vfn_load(x + j), p), j, n) : (vfn){0};
+            vfn_store(x + j, w);
             sum += w;
         }
         acc[i] += tile_lanes_sum(sum);
@@ -204,11 +254,11 @@ static inline void poly_tile_backward(float *dQ, float *dK, float *dV, float *X,
         float *x = X + (size_t)i * TILE, *dx = dX + (size_t)i * TILE, *pr = P + (size_t)i * TILE;
         float Dinv = D ? 1.0f / D[i] : 1.0f, di = delta[i];
         int n = diag + i + 1 < nk ? diag + i + 1 : nk;
-        for (int j = 0; j < TILE; j += 16) {
-            vf16 xj = vf16_load(x + j), xp1 = vf16_powi(xj, p - 1);
-            vf16 dw = (vf16_load(dx + j) - di) * Dinv;
-            vf16_store(pr + j, tile_mask(xp1 * xj * Dinv, j, n));      /* w_ij / D_i */
-            vf16_store(dx + j, tile_mask((float)p * xp1 * dw, j, n)); /* dL/dx_ij */
+        for (int j = 0; j < TILE; j += VN) {
+            vfn xj = vfn_load(x + j), xp1 = vfn_powi(xj, p - 1);
+            vfn dw = (vfn_load(dx + j) - di) * Dinv;
+            vfn_store(pr + j, tile_mask(xp1 * xj * Dinv, j, n));      /* w_ij / D_i */
+            vfn_store(dx + j, tile_mask((float)p * xp1 * dw, j, n)); /* dL/dx_ij */
         }
     }
     tile_mm(dV, hp, P, 1, TILE, G, hp, nk, nq, hp, 1);  /* dv_j += sum_i w_ij / D_i g_i */

@@ -1,5 +1,11 @@
-/* Vectorisable exp and tanh on 16 floats at a time (GCC vector extensions:
- * AVX-512 where the build targets it, narrower vectors otherwise).
+/* Vectorisable exp and tanh (GCC vector extensions), on two vector types:
+ * - vf16, 16 floats, for code whose lanes mean something (16 rows of an
+ *   attention tile reduced together);
+ * - vfn, the build's own register width (VN floats: 16 with AVX-512, 8 with
+ *   AVX, 4 otherwise), for everything else. GCC keeps a 16-float vector in
+ *   registers only on AVX-512; elsewhere it moves it through the stack, an
+ *   order of magnitude slower in a loop that keeps several live. On
+ *   AVX-512 the two types are one, and vfn_* are the vf16_* functions.
  *
  * exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2]
  * (ln 2 split in two parts so r is exact), exp(r) by its degree-6 Taylor
@@ -21,6 +27,20 @@
 typedef float vf16 __attribute__((vector_size(64)));
 typedef int vi16 __attribute__((vector_size(64)));
 
+#if defined(__AVX512F__)
+#define VN 16
+typedef vf16 vfn;
+typedef vi16 vin;
+#elif defined(__AVX__)
+#define VN 8
+#else
+#define VN 4
+#endif
+#if VN < 16
+typedef float vfn __attribute__((vector_size(VN * sizeof(float))));
+typedef int vin __attribute__((vector_size(VN * sizeof(int))));
+#endif
+
 static inline vf16 vf16_load(const float *p) {
     vf16 v;
     memcpy(&v, p, sizeof v);
@@ -41,6 +61,33 @@ static inline vf16 vf16_select(vi16 mask, vf16 a, vf16 b) {
     memcpy(&out, &r, sizeof out);
     return out;
 }
+
+#if VN < 16
+static inline vfn vfn_load(const float *p) {
+    vfn v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void vfn_store(float *p, vfn v) { memcpy(p, &v, sizeof v); }
+
+static inline vfn vfn_splat(float x) { return (vfn){0} + x; }
+
+static inline vfn vfn_select(vin mask, vfn a, vfn b) {
+    vin ai, bi;
+    memcpy(&ai, &a, sizeof ai);
+    memcpy(&bi, &b, sizeof bi);
+    vin r = (mask & ai) | (~mask & bi);
+    vfn out;
+    memcpy(&out, &r, sizeof out);
+    return out;
+}
+#else
+#define vfn_load vf16_load
+#define vfn_store vf16_store
+#define vfn_splat vf16_splat
+#define vfn_select vf16_select
+#endif
 
 /* k! for small k, as a constant the compiler folds */
 static inline double tgamma_int(int k) {
@@ -70,83 +117,103 @@ static inline vf16 vf16_exp(vf16 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     return (vf16)_mm512_maskz_scalef_ps(keep, p, n);
 }
+#define vfn_exp vf16_exp
 #else
-static inline vf16 vf16_exp(vf16 x) {
-    vi16 underflow = x < vf16_splat(-87.0f);
-    x = vf16_select(x > vf16_splat(88.37f), vf16_splat(88.37f), x); /* keeps 2^n finite */
-    x = vf16_select(underflow, vf16_splat(0.0f), x);
-    vf16 half = vf16_select(x < vf16_splat(0.0f), vf16_splat(-0.5f), vf16_splat(0.5f));
-    vi16 ni = __builtin_convertvector(x * 1.44269504088896341f + half, vi16); /* round */
-    vf16 n = __builtin_convertvector(ni, vf16);
-    vf16 r = x - n * 0.693359375f;      /* ln 2, high part: n * it is exact */
+static inline vfn vfn_exp(vfn x) {
+    vin underflow = x < vfn_splat(-87.0f);
+    x = vfn_select(x > vfn_splat(88.37f), vfn_splat(88.37f), x); /* keeps 2^n finite */
+    x = vfn_select(underflow, vfn_splat(0.0f), x);
+    vfn half = vfn_select(x < vfn_splat(0.0f), vfn_splat(-0.5f), vfn_splat(0.5f));
+    vin ni = __builtin_convertvector(x * 1.44269504088896341f + half, vin); /* round */
+    vfn n = __builtin_convertvector(ni, vfn);
+    vfn r = x - n * 0.693359375f;       /* ln 2, high part: n * it is exact */
     r = r + n * 2.12194440e-4f;         /* ln 2, low part */
-    vf16 p = vf16_splat(1.0f / 720);
+    vfn p = vfn_splat(1.0f / 720);
     p = p * r + 1.0f / 120;
     p = p * r + 1.0f / 24;
     p = p * r + 1.0f / 6;
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    vi16 bits = (ni + 127) << 23;       /* 2^n */
-    vf16 scale;
+    vin bits = (ni + 127) << 23;        /* 2^n */
+    vfn scale;
     memcpy(&scale, &bits, sizeof scale);
-    return vf16_select(underflow, vf16_splat(0.0f), p * scale);
+    return vfn_select(underflow, vfn_splat(0.0f), p * scale);
 }
 #endif
 
 /* tanh(x) = sign(x) (-m) / (2 + m), m = expm1(-2|x|) */
-static inline vf16 vf16_tanh(vf16 x) {
-    vi16 neg = x < vf16_splat(0.0f);
-    vf16 ax = vf16_select(neg, -x, x);
-    vf16 y = ax * -2.0f;
-    vf16 m = vf16_exp(y) - 1.0f;                   /* fine where |y| >= 1 */
-    vf16 s = vf16_splat(1.0f / 39916800);          /* y + y^2/2! + ... + y^11/11! */
+static inline vfn vfn_tanh(vfn x) {
+    vin neg = x < vfn_splat(0.0f);
+    vfn ax = vfn_select(neg, -x, x);
+    vfn y = ax * -2.0f;
+    vfn m = vfn_exp(y) - 1.0f;                     /* fine where |y| >= 1 */
+    vfn s = vfn_splat(1.0f / 39916800);            /* y + y^2/2! + ... + y^11/11! */
     for (int k = 10; k >= 1; k--) s = s * y + 1.0f / (float)tgamma_int(k);
     s = s * y;
-    m = vf16_select(ax < vf16_splat(0.5f), s, m);
-    vf16 t = -m / (2.0f + m);
-    return vf16_select(neg, -t, t);
+    m = vfn_select(ax < vfn_splat(0.5f), s, m);
+    vfn t = -m / (2.0f + m);
+    return vfn_select(neg, -t, t);
 }
+
+#if VN < 16
+/* 16 lanes through the narrower functions, VN at a time */
+static inline vf16 vf16_exp(vf16 x) {
+    float l[16];
+    vf16_store(l, x);
+    for (int i = 0; i < 16; i += VN) vfn_store(l + i, vfn_exp(vfn_load(l + i)));
+    return vf16_load(l);
+}
+
+static inline vf16 vf16_tanh(vf16 x) {
+    float l[16];
+    vf16_store(l, x);
+    for (int i = 0; i < 16; i += VN) vfn_store(l + i, vfn_tanh(vfn_load(l + i)));
+    return vf16_load(l);
+}
+#else
+#define vf16_tanh vfn_tanh
+#endif
 
 /* Applies f to n floats in place of a loop's tail, through a padded vector. */
 static inline float exp_fast(float x) {
-    float v[16] = {x};
-    vf16_store(v, vf16_exp(vf16_load(v)));
+    float v[VN] = {x};
+    vfn_store(v, vfn_exp(vfn_load(v)));
     return v[0];
 }
 
 static inline float tanh_fast(float x) {
-    float v[16] = {x};
-    vf16_store(v, vf16_tanh(vf16_load(v)));
+    float v[VN] = {x};
+    vfn_store(v, vfn_tanh(vfn_load(v)));
     return v[0];
 }
 
-/* x . y over n in 16 lanes, then the lanes in order: vectorised (a plain
+/* x . y over n in VN lanes, then the lanes in order: vectorised (a plain
  * float loop is a chain of n dependent additions) and the same result
  * every time */
 static inline float dot16(const float *x, const float *y, int n) {
-    vf16 acc = {0};
+    vfn acc = {0};
     int i = 0;
-    for (; i + 16 <= n; i += 16) acc += vf16_load(x + i) * vf16_load(y + i);
-    float l[16], s = 0.0f;
-    vf16_store(l, acc);
-    for (int k = 0; k < 16; k++) s += l[k];
+    for (; i + VN <= n; i += VN) acc += vfn_load(x + i) * vfn_load(y + i);
+    float l[VN], s = 0.0f;
+    vfn_store(l, acc);
+    for (int k = 0; k < VN; k++) s += l[k];
     for (; i < n; i++) s += x[i] * y[i];
     return s;
 }
 
-/* The largest of x[0:n] (-inf when n is 0): 16 lanes, then the tail. Max is
- * exact, so the order does not change the result. */
+/* The largest of x[0:n] (-inf when n is 0): VN lanes, then the tail. Max
+ * is exact, so the order does not change the result. */
 static inline float row_max(const float *x, int n) {
-    vf16 m = vf16_splat(-INFINITY);
+    vfn m = vfn_splat(-INFINITY);
     int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        vf16 v = vf16_load(x + i);
-        m = vf16_select(v > m, v, m);
+    for (; i + VN <= n; i += VN) {
+        vfn v = vfn_load(x + i);
+        m = vfn_select(v > m, v, m);
     }
-    float lanes[16], mx = -INFINITY;
-    vf16_store(lanes, m);
-    for (int k = 0; k < 16; k++) mx = lanes[k] > mx ? lanes[k] : mx;
+    float lanes[VN], mx = -INFINITY;
+    vfn_store(lanes, m);
+    for (int k = 0; k < VN; k++) mx = lanes[k] > mx ? lanes[k] : mx;
     for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
     return mx;
 }

@@ -48,19 +48,19 @@ static void gemv(float *out, const float *W, const float *bias, const float *x, 
     #pragma omp parallel for schedule(static)
     for (int o = 0; o < OC; o++) {
         const float *w = W + (size_t)o * C;
-        vf16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        vfn a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
         int i = 0;
-        for (; i + 64 <= C; i += 64) {
-            a0 += vf16_load(w + i) * vf16_load(x + i);
-            a1 += vf16_load(w + i + 16) * vf16_load(x + i + 16);
-            a2 += vf16_load(w + i + 32) * vf16_load(x + i + 32);
-            a3 += vf16_load(w + i + 48) * vf16_load(x + i + 48);
+        for (; i + 4 * VN <= C; i += 4 * VN) {
+            a0 += vfn_load(w + i) * vfn_load(x + i);
+            a1 += vfn_load(w + i + VN) * vfn_load(x + i + VN);
+            a2 += vfn_load(w + i + 2 * VN) * vfn_load(x + i + 2 * VN);
+            a3 += vfn_load(w + i + 3 * VN) * vfn_load(x + i + 3 * VN);
         }
-        for (; i + 16 <= C; i += 16) a0 += vf16_load(w + i) * vf16_load(x + i);
-        vf16 acc = (a0 + a1) + (a2 + a3);
-        float l[16], s = 0.0f;
-        vf16_store(l, acc);
-        for (int k = 0; k < 16; k++) s += l[k];
+        for (; i + VN <= C; i += VN) a0 += vfn_load(w + i) * vfn_load(x + i);
+        vfn acc = (a0 + a1) + (a2 + a3);
+        float l[VN], s = 0.0f;
+        vfn_store(l, acc);
+        for (int k = 0; k < VN; k++) s += l[k];
         for (; i < C; i++) s += w[i] * x[i];
         out[o] = s + (bias ? bias[o] : 0.0f);
     }

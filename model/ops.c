@@ -92,29 +92,29 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2 / pi) */
 
 /* gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) */
-static inline vf16 gelu_tanh_u(vf16 x) { return vf16_tanh(GELU_SCALE * (x + 0.044715f * x * x * x)); }
+static inline vfn gelu_tanh_u(vfn x) { return vfn_tanh(GELU_SCALE * (x + 0.044715f * x * x * x)); }
 
-static inline vf16 gelu_v(vf16 x) { return 0.5f * x * (1.0f + gelu_tanh_u(x)); }
+static inline vfn gelu_v(vfn x) { return 0.5f * x * (1.0f + gelu_tanh_u(x)); }
 
-static inline vf16 gelu_grad_v(vf16 x) {
-    vf16 th = gelu_tanh_u(x);
-    vf16 sech2 = 1.0f - th * th;
+static inline vfn gelu_grad_v(vfn x) {
+    vfn th = gelu_tanh_u(x);
+    vfn sech2 = 1.0f - th * th;
     return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
 }
 
-/* 16 values at a time; a tail of n % 16 goes through zero-padded
- * vectors (whole vectors are loaded directly: a copy per 16 values had cost
- * a memcpy call each) */
+/* VN values (a register) at a time; a tail of n % VN goes through
+ * zero-padded vectors (whole vectors are loaded directly: a copy per vector
+ * had cost a memcpy call each) */
 void gelu_forward(float *out, const float *inp, int n) {
     #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i += 16) {
-        if (n - i >= 16) {
-            vf16_store(out + i, gelu_v(vf16_load(inp + i)));
+    for (int i = 0; i < n; i += VN) {
+        if (n - i >= VN) {
+            vfn_store(out + i, gelu_v(vfn_load(inp + i)));
             continue;
         }
-        float x[16] = {0}, y[16];
+        float x[VN] = {0}, y[VN];
         for (int k = 0; k < n - i; k++) x[k] = inp[i + k];
-        vf16_store(y, gelu_v(vf16_load(x)));
+        vfn_store(y, gelu_v(vfn_load(x)));
         for (int k = 0; k < n - i; k++) out[i + k] = y[k];
     }
 }
@@ -122,17 +122,17 @@ void gelu_forward(float *out, const float *inp, int n) {
 void gelu_backward(float *dinp, const float *inp, const float *dout, int n) {
     /* forward: out = gelu(x) */
     #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i += 16) {
-        if (n - i >= 16) {
-            vf16_store(dinp + i, gelu_grad_v(vf16_load(inp + i)) * vf16_load(dout + i));
+    for (int i = 0; i < n; i += VN) {
+        if (n - i >= VN) {
+            vfn_store(dinp + i, gelu_grad_v(vfn_load(inp + i)) * vfn_load(dout + i));
             continue;
         }
-        float x[16] = {0}, d[16] = {0}, g[16];
+        float x[VN] = {0}, d[VN] = {0}, g[VN];
         for (int k = 0; k < n - i; k++) {
             x[k] = inp[i + k];
             d[k] = dout[i + k];
         }
-        vf16_store(g, gelu_grad_v(vf16_load(x)) * vf16_load(d));
+        vfn_store(g, gelu_grad_v(vfn_load(x)) * vfn_load(d));
         for (int k = 0; k < n - i; k++) dinp[i + k] = g[k];
     }
 }
@@ -142,25 +142,25 @@ void residual_forward(float *out, const float *a, const float *b, int n) {
     for (int i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-/* sum over v of exp(l[v] - mx), in 16 fixed lanes added in a fixed order;
+/* sum over v of exp(l[v] - mx), in VN fixed lanes added in a fixed order;
  * with out (which may be l), each exp(l[v] - mx) is stored there too */
 static inline float sum_exp(const float *l, float *out, int V, float mx) {
-    vf16 acc = {0};
+    vfn acc = {0};
     int v = 0;
-    for (; v + 16 <= V; v += 16) {
-        vf16 e = vf16_exp(vf16_load(l + v) - mx);
-        if (out) vf16_store(out + v, e);
+    for (; v + VN <= V; v += VN) {
+        vfn e = vfn_exp(vfn_load(l + v) - mx);
+        if (out) vfn_store(out + v, e);
         acc += e;
     }
-    float tail[16];
-    for (int k = 0; k < 16; k++) tail[k] = v + k < V ? l[v + k] - mx : -INFINITY;
-    vf16 e = vf16_exp(vf16_load(tail));
+    float tail[VN];
+    for (int k = 0; k < VN; k++) tail[k] = v + k < V ? l[v + k] - mx : -INFINITY;
+    vfn e = vfn_exp(vfn_load(tail));
     acc += e;
-    vf16_store(tail, e);
+    vfn_store(tail, e);
     for (int k = 0; out && v + k < V; k++) out[v + k] = tail[k];
-    float lanes[16], s = 0.0f;
-    vf16_store(lanes, acc);
-    for (int k = 0; k < 16; k++) s += lanes[k];
+    float lanes[VN], s = 0.0f;
+    vfn_store(lanes, acc);
+    for (int k = 0; k < VN; k++) s += lanes[k];
     return s;
 }
 
@@ -180,7 +180,7 @@ static float ce_row_loss_grad(float *l, int V, int target, float *lse, float dlo
     *lse = mx + logf(sum);
     const float scale = dloss / sum;
     int v = 0;
-    for (; v + 16 <= V; v += 16) vf16_store(l + v, vf16_load(l + v) * scale);
+    for (; v + VN <= V; v += VN) vfn_store(l + v, vfn_load(l + v) * scale);
     for (; v < V; v++) l[v] *= scale;
     l[target] -= dloss;
     return *lse - target_logit;
