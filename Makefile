@@ -2,6 +2,7 @@
 #   make            build ./train
 #   make test       build and run the test suite (ends with "N passed, N failed")
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test ISA=avx2 (or sse2) the same as built for a CPU without AVX-512
 #   make bench      build the benchmark programs (run bench/*.sh)
 #   make fuzz SECONDS=N  run every libFuzzer target for N seconds
 #   make setup      install packages and fetch assets (scripts/setup.sh)
@@ -18,11 +19,27 @@ else
 endif
 # clang (make CC=clang; OpenMP from libomp-dev) vectorises at -O2 and lacks
 # GCC's cost-model and format-truncation options
+# make ISA=avx2 | ISA=sse2 (x86-64): the build that a CPU without AVX-512
+# (x86-64-v3: AVX2 and FMA) or with only the x86-64 baseline (SSE2) makes
+# with -march=native, in its own folder, with TRAIN_SIMD set to match for
+# make test: what such a machine runs, checked on this one.
+ARCH    ?= native
+ifeq ($(ISA),avx2)
+  ARCH  := x86-64-v3
+  BUILD := build-avx2
+  export TRAIN_SIMD := avx2
+else ifeq ($(ISA),sse2)
+  ARCH  := x86-64
+  BUILD := build-sse2
+  export TRAIN_SIMD := portable
+else ifneq ($(ISA),)
+  $(error ISA=$(ISA): expected avx2 or sse2)
+endif
 ifneq ($(shell $(CC) --version 2>/dev/null | grep -c clang),0)
-  OPT   ?= -O2 -march=native $(X86_OPT) -fno-math-errno
+  OPT   ?= -O2 -march=$(ARCH) $(X86_OPT) -fno-math-errno
   WARN  := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-psabi
 else
-  OPT   ?= -O2 -march=native -ftree-vectorize -fvect-cost-model=dynamic -fno-math-errno
+  OPT   ?= -O2 -march=$(ARCH) -ftree-vectorize -fvect-cost-model=dynamic -fno-math-errno
   WARN  := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation -Wno-psabi
 endif
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -ffp-contract=fast -fopenmp $(OPT) -g
