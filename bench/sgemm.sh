@@ -7,6 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] ||
     { echo "bench/sgemm.sh: needs libopenblas-dev (apt-get install libopenblas-dev libopenblas0-openmp)" >&2; exit 1; }
-make -s build/bench_sgemm
-LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OPENBLAS_CORETYPE=SkylakeX OMP_NUM_THREADS=2 \
-    OPENBLAS_NUM_THREADS=2 build/bench_sgemm "${REPEATS:-5}" "$@"
+build=build coretype=SkylakeX
+case ${ISA:-} in # ISA=avx2: ours as built for a CPU without AVX-512, OpenBLAS's Haswell kernels
+    "") ;;
+    avx2) build=build-avx2 coretype=Haswell; export TRAIN_SIMD=avx2 ;;
+    *) echo "bench/sgemm.sh: ISA=$ISA: expected avx2" >&2; exit 1 ;;
+esac
+make -s ${ISA:+ISA=$ISA} $build/bench_sgemm
+LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OPENBLAS_CORETYPE=$coretype OMP_NUM_THREADS=2 \
+    OPENBLAS_NUM_THREADS=2 $build/bench_sgemm "${REPEATS:-5}" "$@"

@@ -2,6 +2,9 @@
 # Training step time, ours beside PyTorch CPU (tuned: OpenBLAS's OpenMP build
 # with its AVX-512 kernels, jemalloc), same machine, same model, 2 threads. Shapes: GPT-2 124M B=4 T=64; L4 H4 C256 B8 T256;
 # L4 H4 C256 B1 T2048. Prints median ms/step of each and the ratio.
+# ISA=avx2: both as on a CPU without AVX-512: ours built with make ISA=avx2
+# (x86-64-v3) and its AVX2 SGEMM, PyTorch with ATEN_CPU_CAPABILITY=avx2 and
+# OpenBLAS's Haswell kernels.
 # Needs: make, shards/moby (README), and for PyTorch:
 #   apt-get install python3-torch python3-numpy libopenblas0-openmp libjemalloc2
 set -euo pipefail
@@ -10,23 +13,31 @@ steps=${STEPS:-10}
 shapes=${SHAPES:-"12,12,768,4,64 4,4,256,8,256 4,4,256,1,2048"}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 source bench/lib.sh
+train=./train coretype=SkylakeX torch_isa=
+case ${ISA:-} in
+    "") ;;
+    avx2) make -s ISA=avx2 build-avx2/train
+          train=build-avx2/train coretype=Haswell torch_isa=avx2
+          export TRAIN_SIMD=avx2 ;;
+    *) echo "bench/train_step.sh: ISA=$ISA: expected avx2" >&2; exit 1 ;;
+esac
 for s in $shapes; do
     IFS=, read -r L H C B T <<<"$s"
-    echo "== L=$L H=$H C=$C B=$B T=$T, 2 threads"
-    OMP_NUM_THREADS=2 ./train config/default.cfg n_layer=$L n_head=$H n_embd=$C batch_size=$B seq_len=$T \
+    echo "== L=$L H=$H C=$C B=$B T=$T, 2 threads${ISA:+, as built for $ISA}"
+    OMP_NUM_THREADS=2 $train config/default.cfg n_layer=$L n_head=$H n_embd=$C batch_size=$B seq_len=$T \
         block_size=$(( T > 1024 ? T : 1024 )) max_steps=$((steps + 2)) eval_interval=0 sample_tokens=0 \
         warmup_steps=0 out_dir="$tmp/run" resume=never >"$tmp/ours.log"
     ours=$(step_ms_median "$tmp/ours.log" "$steps")
     echo "ours: $ours ms/step (median of $steps)"
-    if [ "$s" = "12,12,768,4,64" ] && grep -q avx512_bf16 /proc/cpuinfo; then
-        OMP_NUM_THREADS=2 ./train config/default.cfg n_layer=$L n_head=$H n_embd=$C batch_size=$B seq_len=$T \
+    if [ "$s" = "12,12,768,4,64" ] && [ -z "${ISA:-}" ] && grep -q avx512_bf16 /proc/cpuinfo; then
+        OMP_NUM_THREADS=2 $train config/default.cfg n_layer=$L n_head=$H n_embd=$C batch_size=$B seq_len=$T \
             block_size=1024 max_steps=$((steps + 2)) eval_interval=0 warmup_steps=0 precision=bf16 out_dir="$tmp/bf16" >"$tmp/bf16.log"
         bf=$(step_ms_median "$tmp/bf16.log" "$steps")
         echo "ours, precision=bf16: $bf ms/step (median of $steps)"
     fi
     rm -rf "$tmp/run" "$tmp/bf16"
     theirs=$(LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1 \
-             OPENBLAS_CORETYPE=SkylakeX OMP_NUM_THREADS=2 /usr/bin/python3 bench/torch_step.py $L $H $C $B $T "$steps" 2)
+             OPENBLAS_CORETYPE=$coretype OMP_NUM_THREADS=2 env ${torch_isa:+ATEN_CPU_CAPABILITY=$torch_isa} /usr/bin/python3 bench/torch_step.py $L $H $C $B $T "$steps" 2)
     echo "$theirs"
     t=$(sed -E 's/.*: ([0-9]+) ms.*/\1/' <<<"$theirs")
     awk -v a="$ours" -v b="$t" 'BEGIN { printf "ratio: ours takes %.2fx PyTorch'"'"'s time (%.2fx faster)\n", a / b, b / a }'

@@ -486,9 +486,9 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void kernel_bf16(i
         }
 }
 
-int sgemm_bf16_supported(void) {
+int sgemm_bf16_supported(void) { /* and not lowered below AVX-512 by TRAIN_SIMD */
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+    return sgemm_simd(-1) == SGEMM_AVX512 && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
 }
 #else
 static void kernel_bf16(int kp, const uint32_t *restrict a, const uint32_t *restrict b, float *restrict c, int ldc,

@@ -81,7 +81,7 @@ int trainer_model_config(const Config *c, GPT2Config *g, Err *e) {
     g->head_rows = GPT2_HEAD_ROWS;
     g->recompute = c->recompute;
     if (g->bf16 && !sgemm_bf16_supported())
-        return err_set(e, "precision: bf16 needs a CPU with AVX512-BF16 (this one has none); use precision=fp32");
+        return err_set(e, "precision: bf16 needs a CPU with AVX512-BF16 (this one has none, or TRAIN_SIMD is set below avx512); use precision=fp32");
     gpt2_config_finish(g);
     return 0;
 }
