@@ -174,7 +174,58 @@ TARGET("arch=x86-64-v4") static void kernel_avx512_rows(int kc, const float *res
 #else
 #define PIN_REGS(x, y) ((void)0)
 #endif
-KERNEL_PIECES(kernel_avx2, "arch=x86-64-v3", v8, PIN_REGS)
+
+/* C rows r0.. (+)= the pieces' accumulators acc[R][H], H vectors of 8 from column j0 */
+#define STORE_V8(acc, R, H, r0, j0)                                                                \
+    for (int r = 0; r < (R); r++)                                                                  \
+        for (int h = 0; h < (H); h++) {                                                            \
+            float *row = c + (size_t)((r0) + r) * ldc + (j0) + 8 * h;                              \
+            v8 old = {0};                                                                          \
+            if (accumulate) __builtin_memcpy(&old, row, sizeof old);                               \
+            old += acc[r][h];                                                                      \
+            __builtin_memcpy(row, &old, sizeof old);                                               \
+        }
+
+/* AVX2: rows 0-5 in two pieces of 6 x 16 (12 accumulators, so that FMA
+ * latencies of up to 6 cycles stay hidden at two FMAs a cycle, where 8
+ * accumulators hide 4: Zen 2 and 3 take 5), rows 6-7 in one of 2 x 32. */
+TARGET("arch=x86-64-v3") static void kernel_avx2(int kc, const float *restrict a, const float *restrict b,
+                                                 float *restrict c, int ldc, int accumulate) {
+    for (int j0 = 0; j0 < NR; j0 += 16) {
+        v8 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
+        v8 c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+        const float *ap = a, *bp = b + j0;
+        for (int k = 0; k < kc; k++, ap += MR, bp += NR) {
+            v8 b0, b1;
+            __builtin_memcpy(&b0, bp, sizeof b0);
+            __builtin_memcpy(&b1, bp + 8, sizeof b1);
+            PIN_REGS(b0, b1);
+            c00 += ap[0] * b0; c01 += ap[0] * b1;
+            c10 += ap[1] * b0; c11 += ap[1] * b1;
+            c20 += ap[2] * b0; c21 += ap[2] * b1;
+            c30 += ap[3] * b0; c31 += ap[3] * b1;
+            c40 += ap[4] * b0; c41 += ap[4] * b1;
+            c50 += ap[5] * b0; c51 += ap[5] * b1;
+        }
+        v8 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+        STORE_V8(acc, 6, 2, 0, j0)
+    }
+    v8 c60 = {0}, c61 = {0}, c62 = {0}, c63 = {0}, c70 = {0}, c71 = {0}, c72 = {0}, c73 = {0};
+    const float *ap = a + 6, *bp = b;
+    for (int k = 0; k < kc; k++, ap += MR, bp += NR) {
+        v8 b0, b1, b2, b3;
+        __builtin_memcpy(&b0, bp, sizeof b0);
+        __builtin_memcpy(&b1, bp + 8, sizeof b1);
+        __builtin_memcpy(&b2, bp + 16, sizeof b2);
+        __builtin_memcpy(&b3, bp + 24, sizeof b3);
+        PIN_REGS(b0, b1);
+        PIN_REGS(b2, b3);
+        c60 += ap[0] * b0; c61 += ap[0] * b1; c62 += ap[0] * b2; c63 += ap[0] * b3;
+        c70 += ap[1] * b0; c71 += ap[1] * b1; c72 += ap[1] * b2; c73 += ap[1] * b3;
+    }
+    v8 acc[2][4] = {{c60, c61, c62, c63}, {c70, c71, c72, c73}};
+    STORE_V8(acc, 2, 4, 6, 0)
+}
 KERNEL_PIECES(kernel_portable, "arch=x86-64", v4, PIN_REGS)
 
 typedef void (*KernelFn)(int, const float *, const float *, float *, int, int);
