@@ -59,9 +59,11 @@ int main(int argc, char **argv) {
                 }
             }
             double fl = 2.0 * M * Nn * K;
-            printf("%-12s %-6s %6d %6d %6d %10.1f %10.1f %6.2fx %10.1f\n", layers[l].name,
+            printf("%-12s %-6s %6d %6d %6d %10.1f %10.1f %6.2fx", layers[l].name,
                    pass == 0 ? "fwd" : pass == 1 ? "dinp" : "dW", M, Nn, K, fl / best[0] / 1e9, fl / best[1] / 1e9,
-                   best[1] / best[0], bf16 ? fl / best[2] / 1e9 : 0.0);
+                   best[1] / best[0]);
+            if (bf16) printf(" %10.1f\n", fl / best[2] / 1e9);
+            else printf(" %10s\n", "-"); /* no AVX512-BF16, or TRAIN_SIMD below avx512 */
             t_ours += best[0] * layers[l].count;
             t_blas += best[1] * layers[l].count;
             t_bf16 += best[2] * layers[l].count;
