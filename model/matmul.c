@@ -42,8 +42,9 @@ typedef float v4 __attribute__((vector_size(16)));
 /* The micro-kernel: c[MR x NR] (+)= a (an MR-row panel, kc deep) . b (an
  * NR-column panel). Three builds of it, chosen at run time (sgemm_simd):
  * AVX-512 keeps the whole 8 x 32 tile in 16 registers of 16 floats; AVX2 and
- * the portable build (x86-64's SSE2, or another CPU's own 4-float vectors)
- * walk it in pieces (KERNEL_PIECES). */
+ * the portable build walk it in pieces in their own registers' width (8 and
+ * 4 floats): generic vectors wider than the target's registers (a 16-float
+ * type on AVX2) compile with GCC to stack traffic, at a tenth of the speed. */
 /* Vector load and store written out in each kernel: calling a helper built
  * for another ISA would pass vectors under a different ABI. */
 #define KLOAD(p) __extension__({ v16 v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
@@ -78,41 +79,6 @@ typedef float v4 __attribute__((vector_size(16)));
     TARGET(arch) static void name(int kc, const float *restrict a, const float *restrict b,        \
                                   float *restrict c, int ldc, int accumulate) {                    \
         TILE_8X32(1, MR)                                                                           \
-    }
-
-/* AVX2 and the portable build walk the tile in pieces of 4 rows and two
- * vectors of their own registers' width (4 x 16 columns in ymm, 4 x 8 in
- * xmm or NEON), 8 accumulators each. Generic vectors wider than the target's
- * registers (a 16-float type on AVX2) compile with GCC to stack traffic, at
- * a tenth of the speed. */
-#define KERNEL_PIECES(name, arch, vt, PIN)                                                         \
-    TARGET(arch) static void name(int kc, const float *restrict a, const float *restrict b,        \
-                                  float *restrict c, int ldc, int accumulate) {                    \
-        enum { L = sizeof(vt) / sizeof(float) };                                                   \
-        for (int r0 = 0; r0 < MR; r0 += 4)                                                         \
-            for (int j0 = 0; j0 < NR; j0 += 2 * L) {                                               \
-                vt c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0}; \
-                const float *ap = a + r0, *bp = b + j0;                                            \
-                for (int k = 0; k < kc; k++, ap += MR, bp += NR) {                                 \
-                    vt b0, b1;                                                                     \
-                    __builtin_memcpy(&b0, bp, sizeof b0);                                          \
-                    __builtin_memcpy(&b1, bp + L, sizeof b1);                                      \
-                    PIN(b0, b1);                                                                   \
-                    c00 += ap[0] * b0; c01 += ap[0] * b1;                                          \
-                    c10 += ap[1] * b0; c11 += ap[1] * b1;                                          \
-                    c20 += ap[2] * b0; c21 += ap[2] * b1;                                          \
-                    c30 += ap[3] * b0; c31 += ap[3] * b1;                                          \
-                }                                                                                  \
-                vt acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};                   \
-                for (int r = 0; r < 4; r++)                                                        \
-                    for (int h = 0; h < 2; h++) {                                                  \
-                        float *row = c + (size_t)(r0 + r) * ldc + j0 + h * L;                      \
-                        vt old = {0};                                                              \
-                        if (accumulate) __builtin_memcpy(&old, row, sizeof old);                   \
-                        old += acc[r][h];                                                          \
-                        __builtin_memcpy(row, &old, sizeof old);                                   \
-                    }                                                                              \
-            }                                                                                      \
     }
 
 /* An edge panel with at most 16 valid columns (N = 65 in PolySketch's
@@ -226,7 +192,36 @@ TARGET("arch=x86-64-v3") static void kernel_avx2(int kc, const float *restrict a
     v8 acc[2][4] = {{c60, c61, c62, c63}, {c70, c71, c72, c73}};
     STORE_V8(acc, 2, 4, 6, 0)
 }
-KERNEL_PIECES(kernel_portable, "arch=x86-64", v4, PIN_REGS)
+
+/* The portable build (x86-64's SSE2, or another CPU's 4-float vectors) in
+ * pieces of 4 rows x 8 columns, 8 accumulators. */
+TARGET("arch=x86-64") static void kernel_portable(int kc, const float *restrict a, const float *restrict b,
+                                                  float *restrict c, int ldc, int accumulate) {
+    for (int r0 = 0; r0 < MR; r0 += 4)
+        for (int j0 = 0; j0 < NR; j0 += 8) {
+            v4 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+            const float *ap = a + r0, *bp = b + j0;
+            for (int k = 0; k < kc; k++, ap += MR, bp += NR) {
+                v4 b0, b1;
+                __builtin_memcpy(&b0, bp, sizeof b0);
+                __builtin_memcpy(&b1, bp + 4, sizeof b1);
+                PIN_REGS(b0, b1);
+                c00 += ap[0] * b0; c01 += ap[0] * b1;
+                c10 += ap[1] * b0; c11 += ap[1] * b1;
+                c20 += ap[2] * b0; c21 += ap[2] * b1;
+                c30 += ap[3] * b0; c31 += ap[3] * b1;
+            }
+            v4 acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+            for (int r = 0; r < 4; r++)
+                for (int h = 0; h < 2; h++) {
+                    float *row = c + (size_t)(r0 + r) * ldc + j0 + 4 * h;
+                    v4 old = {0};
+                    if (accumulate) __builtin_memcpy(&old, row, sizeof old);
+                    old += acc[r][h];
+                    __builtin_memcpy(row, &old, sizeof old);
+                }
+        }
+}
 
 typedef void (*KernelFn)(int, const float *, const float *, float *, int, int);
 static const struct {
