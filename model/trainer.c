@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../common/vmath.h"
 #include "../data/loader.h"
 #include "checkpoint.h"
 #include "gpt2.h"
@@ -350,9 +351,14 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
     Schedule sched = strcmp(c->schedule, "linear") == 0 ? SCHED_LINEAR
                    : strcmp(c->schedule, "constant") == 0 ? SCHED_CONSTANT : SCHED_COSINE;
     AdamW opt = {0, (float)c->beta1, (float)c->beta2, (float)c->eps, (float)c->weight_decay};
-    printf("model: %d layers, %d heads, %d wide, %s attention, %.2fM parameters; %d threads, %s SGEMM, %s\n",
-           c->n_layer, c->n_head, c->n_embd, c->attention, (double)m->n_params / 1e6, omp_get_max_threads(),
-           sgemm_simd_name(), m->cfg.bf16 ? "bf16 products" : "fp32");
+    printf("model: %d layers, %d heads, %d wide, %s attention, %.2fM parameters; %d threads, %s SGEMM, %d-float "
+           "vectors, %s\n", c->n_layer, c->n_head, c->n_embd, c->attention, (double)m->n_params / 1e6,
+           omp_get_max_threads(), sgemm_simd_name(), VN, m->cfg.bf16 ? "bf16 products" : "fp32");
+    int level = sgemm_simd(-1);
+    if ((level == SGEMM_AVX512 && VN < 16) || (level == SGEMM_AVX2 && VN < 8))
+        fprintf(stderr, "note: this build's vector code is %d floats wide and this CPU has %s: attention and the "
+                "element-wise passes run up to %dx slower than a build with -march=native (make's default)\n",
+                VN, level == SGEMM_AVX512 ? "AVX-512" : "AVX2", (level == SGEMM_AVX512 ? 16 : 8) / VN);
     printf("data: %lld training windows of %d x %d tokens\n", (long long)r->train.total_samples, B, T);
     float val;
     int first = (int)r->st.step + 1;
