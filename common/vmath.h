@@ -41,47 +41,29 @@ typedef float vfn __attribute__((vector_size(VN * sizeof(float))));
 typedef int vin __attribute__((vector_size(VN * sizeof(int))));
 #endif
 
-static inline vf16 vf16_load(const float *p) {
-    vf16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+/* load, store, splat and select (lanes of a where mask is set, all ones,
+ * else of b) for a float vector type vf and its int twin vi, named P_... */
+#define VMATH_BASICS(vf, vi, P)                                                                    \
+    static inline vf P##_load(const float *p) {                                                    \
+        vf v;                                                                                      \
+        memcpy(&v, p, sizeof v);                                                                   \
+        return v;                                                                                  \
+    }                                                                                              \
+    static inline void P##_store(float *p, vf v) { memcpy(p, &v, sizeof v); }                      \
+    static inline vf P##_splat(float x) { return (vf){0} + x; }                                    \
+    static inline vf P##_select(vi mask, vf a, vf b) {                                             \
+        vi ai, bi;                                                                                 \
+        memcpy(&ai, &a, sizeof ai);                                                                \
+        memcpy(&bi, &b, sizeof bi);                                                                \
+        vi r = (mask & ai) | (~mask & bi);                                                         \
+        vf out;                                                                                    \
+        memcpy(&out, &r, sizeof out);                                                              \
+        return out;                                                                                \
+    }
 
-static inline void vf16_store(float *p, vf16 v) { memcpy(p, &v, sizeof v); }
-
-static inline vf16 vf16_splat(float x) { return (vf16){0} + x; }
-
-/* lanes of a where mask is set (all ones), else of b */
-static inline vf16 vf16_select(vi16 mask, vf16 a, vf16 b) {
-    vi16 ai, bi;
-    memcpy(&ai, &a, sizeof ai);
-    memcpy(&bi, &b, sizeof bi);
-    vi16 r = (mask & ai) | (~mask & bi);
-    vf16 out;
-    memcpy(&out, &r, sizeof out);
-    return out;
-}
-
+VMATH_BASICS(vf16, vi16, vf16)
 #if VN < 16
-static inline vfn vfn_load(const float *p) {
-    vfn v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void vfn_store(float *p, vfn v) { memcpy(p, &v, sizeof v); }
-
-static inline vfn vfn_splat(float x) { return (vfn){0} + x; }
-
-static inline vfn vfn_select(vin mask, vfn a, vfn b) {
-    vin ai, bi;
-    memcpy(&ai, &a, sizeof ai);
-    memcpy(&bi, &b, sizeof bi);
-    vin r = (mask & ai) | (~mask & bi);
-    vfn out;
-    memcpy(&out, &r, sizeof out);
-    return out;
-}
+VMATH_BASICS(vfn, vin, vfn)
 #else
 #define vfn_load vf16_load
 #define vfn_store vf16_store

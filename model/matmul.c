@@ -141,12 +141,13 @@ TARGET("arch=x86-64-v4") static void kernel_avx512_rows(int kc, const float *res
 #define PIN_REGS(x, y) ((void)0)
 #endif
 
-/* C rows r0.. (+)= the pieces' accumulators acc[R][H], H vectors of 8 from column j0 */
-#define STORE_V8(acc, R, H, r0, j0)                                                                \
+/* C rows r0.. (+)= a piece's accumulators acc[R][H], H vectors of type vt
+ * from column j0 (c, ldc and accumulate are the kernel's) */
+#define STORE_PIECE(vt, acc, R, H, r0, j0)                                                         \
     for (int r = 0; r < (R); r++)                                                                  \
         for (int h = 0; h < (H); h++) {                                                            \
-            float *row = c + (size_t)((r0) + r) * ldc + (j0) + 8 * h;                              \
-            v8 old = {0};                                                                          \
+            float *row = c + (size_t)((r0) + r) * ldc + (j0) + h * (int)(sizeof(vt) / sizeof(float)); \
+            vt old = {0};                                                                          \
             if (accumulate) __builtin_memcpy(&old, row, sizeof old);                               \
             old += acc[r][h];                                                                      \
             __builtin_memcpy(row, &old, sizeof old);                                               \
@@ -174,7 +175,7 @@ TARGET("arch=x86-64-v3") static void kernel_avx2(int kc, const float *restrict a
             c50 += ap[5] * b0; c51 += ap[5] * b1;
         }
         v8 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-        STORE_V8(acc, 6, 2, 0, j0)
+        STORE_PIECE(v8, acc, 6, 2, 0, j0)
     }
     v8 c60 = {0}, c61 = {0}, c62 = {0}, c63 = {0}, c70 = {0}, c71 = {0}, c72 = {0}, c73 = {0};
     const float *ap = a + 6, *bp = b;
@@ -190,7 +191,7 @@ TARGET("arch=x86-64-v3") static void kernel_avx2(int kc, const float *restrict a
         c70 += ap[1] * b0; c71 += ap[1] * b1; c72 += ap[1] * b2; c73 += ap[1] * b3;
     }
     v8 acc[2][4] = {{c60, c61, c62, c63}, {c70, c71, c72, c73}};
-    STORE_V8(acc, 2, 4, 6, 0)
+    STORE_PIECE(v8, acc, 2, 4, 6, 0)
 }
 
 /* The portable build (x86-64's SSE2, or another CPU's 4-float vectors) in
@@ -212,14 +213,7 @@ TARGET("arch=x86-64") static void kernel_portable(int kc, const float *restrict 
                 c30 += ap[3] * b0; c31 += ap[3] * b1;
             }
             v4 acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
-            for (int r = 0; r < 4; r++)
-                for (int h = 0; h < 2; h++) {
-                    float *row = c + (size_t)(r0 + r) * ldc + j0 + 4 * h;
-                    v4 old = {0};
-                    if (accumulate) __builtin_memcpy(&old, row, sizeof old);
-                    old += acc[r][h];
-                    __builtin_memcpy(row, &old, sizeof old);
-                }
+            STORE_PIECE(v4, acc, 4, 2, r0, j0)
         }
 }
 
