@@ -21,8 +21,9 @@ endif
 # GCC's cost-model and format-truncation options
 # make ISA=avx2 | ISA=sse2 (x86-64): the build that a CPU without AVX-512
 # (x86-64-v3: AVX2 and FMA) or with only the x86-64 baseline (SSE2) makes
-# with -march=native, in its own folder, with TRAIN_SIMD set to match for
-# make test: what such a machine runs, checked on this one.
+# with -march=native, in its own folder (./train stays the native build),
+# with TRAIN_SIMD set to match for make test: what such a machine runs,
+# checked on this one.
 ARCH    ?= native
 ifeq ($(ISA),avx2)
   ARCH  := x86-64-v3
@@ -60,7 +61,11 @@ TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 HEADERS := $(wildcard */*.h)
 
 .PHONY: all test bench fuzz setup clean
+ifeq ($(ISA),)
 all: train
+else # an ISA build stays in its folder: ./train is the native one, and a later make would not bring it back
+all: $(BUILD)/train
+endif
 
 train: $(BUILD)/train
 	cp $< $@
