@@ -12,6 +12,7 @@
 
 #include <omp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -237,8 +238,15 @@ int sgemm_simd(int level) {
 #else
         simd_level = SGEMM_PORTABLE;
 #endif
+        int known = !env || !*env;
         for (int i = 0; env && i <= SGEMM_AVX512; i++)
-            if (strcmp(env, KERNELS[i].name) == 0 && i <= simd_level) simd_level = i;
+            if (strcmp(env, KERNELS[i].name) == 0) {
+                known = 1;
+                if (i <= simd_level) simd_level = i;
+            }
+        if (!known)
+            fprintf(stderr, "note: TRAIN_SIMD=%s is not avx512, avx2 or portable: ignored (using %s)\n", env,
+                    KERNELS[simd_level].name);
     }
     kernel_8x32 = KERNELS[simd_level].fn;
     return simd_level;

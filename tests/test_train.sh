@@ -139,5 +139,8 @@ expect_error polysketch_degree "degree: 6; polysketch needs a power of two" $TRA
 expect_error sketch_size_positive "sketch_size: '0' is not an integer in [1," $TRAIN "$T/tiny.cfg" attention=polysketch sketch_size=0
 expect_error batch_too_big_for_val "val_data:" $TRAIN "$T/tiny.cfg" batch_size=512
 expect_error nan_loss_stops "is NaN" $TRAIN "$T/tiny.cfg" lr=1e6 grad_clip=0 warmup_steps=0 eval_interval=0 out_dir="$T/run5"
+TRAIN_SIMD=avx3 $TRAIN "$T/tiny.cfg" max_steps=1 eval_interval=0 sample_tokens=0 out_dir="$T/simd" >/dev/null 2>"$T/simd.err" &&
+    grep -q "TRAIN_SIMD=avx3 is not avx512, avx2 or portable" "$T/simd.err" && pass unknown_train_simd_is_named ||
+    fail unknown_train_simd_is_named "$(head -c 300 "$T/simd.err")"
 $TRAIN --help | grep -qE '^  warmup_steps +100 ' && pass help_lists_keys || fail help_lists_keys "no warmup_steps line"
 exit 0
