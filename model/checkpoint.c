@@ -189,7 +189,7 @@ static char *hf_config_text(const Config *c) {
                           "architectures", "GPT2LMHeadModel", "model_type", "gpt2", "vocab_size", c->vocab_size,
                           "n_positions", c->block_size, "n_ctx", c->block_size, "n_embd", c->n_embd, "n_layer",
                           c->n_layer, "n_head", c->n_head, "n_inner", "activation_function", "gelu_new",
-                          "layer_norm_epsilon", 1e-5, "resid_pdrop", 0.0, "embd_pdrop", 0.0, "attn_pdrop", 0.0,
+                          "layer_norm_epsilon", 1e-5, "resid_pdrop", c->dropout, "embd_pdrop", c->dropout, "attn_pdrop", 0.0,
                           "initializer_range", 0.02, "scale_attn_weights", 1, "use_cache", 1, "bos_token_id", 50256,
                           "eos_token_id", 50256, "tie_word_embeddings", 1, "torch_dtype", "float32");
     json_object_set_new(o, "attention", json_string(c->attention));
@@ -198,7 +198,7 @@ static char *hf_config_text(const Config *c) {
     json_object_set_new(o, "sketch_size", json_integer(c->sketch_size));
     json_object_set_new(o, "attn_block", json_integer(c->attn_block));
     json_object_set_new(o, "local_exact", json_integer(c->local_exact));
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)); /* 0.1, not 0.10000000000000001 */
     json_decref(o);
     return text;
 }

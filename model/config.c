@@ -42,6 +42,7 @@ static const Key KEYS[] = {
     {"eps", K_REAL, F(eps), "1e-8", 0, 1, NULL, "AdamW epsilon"},
     {"weight_decay", K_REAL, F(weight_decay), "0.1", 0, 10, NULL, "decoupled, on 2-D weights only"},
     {"grad_clip", K_REAL, F(grad_clip), "1.0", 0, 1e9, NULL, "global gradient norm clip; 0 is off"},
+    {"dropout", K_REAL, F(dropout), "0.0", 0, 0.95, NULL, "dropout on the embeddings and residual branches in training"},
     {"batch_size", K_INT, F(batch_size), "4", 1, 1 << 20, NULL, "sequences per micro-batch"},
     {"seq_len", K_INT, F(seq_len), "1024", 1, 1 << 24, NULL, "tokens per sequence (<= block_size)"},
     {"grad_accum", K_INT, F(grad_accum), "1", 1, 1 << 20, NULL, "micro-batches per step"},

@@ -28,7 +28,7 @@ typedef struct {
     double lr, min_lr;
     int warmup_steps;
     char schedule[32];
-    double beta1, beta2, eps, weight_decay, grad_clip;
+    double beta1, beta2, eps, weight_decay, grad_clip, dropout;
     /* run */
     int batch_size, seq_len, grad_accum, max_steps, eval_interval, eval_steps;
     int checkpoint_interval, keep_checkpoints;

@@ -182,8 +182,12 @@ static void body_forward(GPT2 *m, const int *inputs, const int *targets, int B, 
     if (targets) memcpy(m->targets, targets, (size_t)BT * sizeof *targets);
     m->fwd_B = B;
     m->fwd_T = T;
+    const int drop = m->fwd_dropout = m->training && c->dropout > 0.0f;
+    const uint64_t key = m->fwd_key = m->dropout_key;
+    const size_t nC = (size_t)BT * C;
 
     encoder_forward(a->encoded, inputs, p->wte, p->wpe, B, T, C);
+    if (drop) dropout_apply(a->encoded, a->encoded, nC, c->dropout, key, 0);
     for (int l = 0; l < L; l++) {
         size_t lC = (size_t)l * BT * C, lB = (size_t)l * BT, lr = c->recompute ? 0 : lC;
         float *res = l == 0 ? a->encoded : a->residual3 + lC - (size_t)BT * C;
@@ -193,12 +197,14 @@ static void body_forward(GPT2 *m, const int *inputs, const int *targets, int B, 
         matmul_forward(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, BT, C, 3 * C, c->bf16);
         c->kind->forward(&c->attn, p->attn + l * na, qkv, atty, a->attsaved + l * ns, B, T);
         matmul_forward(a->attproj, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, BT, C, C, c->bf16);
+        if (drop) dropout_apply(a->attproj, a->attproj, nC, c->dropout, key, 1 + 2 * l);
         residual_forward(a->residual2 + lC, res, a->attproj, BT * C);
         layernorm_forward(ln2, a->ln2_mean + lB, a->ln2_rstd + lB, a->residual2 + lC, p->ln2w + l * C,
                           p->ln2b + l * C, BT, C);
         matmul_forward(fch, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, BT, C, 4 * C, c->bf16);
         gelu_forward(fch_gelu, fch, BT * 4 * C);
         matmul_forward(a->fcproj, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, p->fcprojb + l * C, BT, 4 * C, C, c->bf16);
+        if (drop) dropout_apply(a->fcproj, a->fcproj, nC, c->dropout, key, 2 + 2 * l);
         residual_forward(a->residual3 + lC, a->residual2 + lC, a->fcproj, BT * C);
     }
     float *last = a->residual3 + (size_t)(L - 1) * BT * C;
@@ -261,6 +267,8 @@ static void body_backward(GPT2 *m) {
     ActTensors *a = &m->a;
     GradScratch *d = &m->d;
     const size_t nC = (size_t)BT * C;
+    const int drop = m->fwd_dropout;
+    const uint64_t key = m->fwd_key;
 
     memset(d->dres, 0, nC * sizeof(float));
     float *last = a->residual3 + (size_t)(L - 1) * nC;
@@ -276,16 +284,27 @@ static void body_backward(GPT2 *m) {
                               p->ln2b + l * C, BT, C);
             gelu_forward(fch_gelu, a->fch + 4 * lC, BT * 4 * C);
         }
-        /* residual3 = residual2 + fcproj: dres flows to both */
-        matmul_backward(d->d4C, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, d->dres,
+        /* residual3 = residual2 + dropout(fcproj): dres flows to both (through
+         * the mask, in dC1, which is free until the MLP's input gradient) */
+        const float *dbranch = d->dres;
+        if (drop) {
+            dropout_apply(d->dC1, d->dres, nC, c->dropout, key, 2 + 2 * l);
+            dbranch = d->dC1;
+        }
+        matmul_backward(d->d4C, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, dbranch,
                         fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, c->bf16);
         gelu_backward(d->d4C, a->fch + 4 * lC, d->d4C, BT * 4 * C); /* in place: element by element */
         matmul_backward(d->dC1, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, d->d4C, ln2,
                         p->fcw + (size_t)l * 4 * C * C, BT, C, 4 * C, c->bf16);
         layernorm_backward(d->dres, g->ln2w + l * C, g->ln2b + l * C, d->dC1, a->residual2 + lC,
                            p->ln2w + l * C, a->ln2_mean + lB, a->ln2_rstd + lB, BT, C);
-        /* residual2 = res + attproj */
-        matmul_backward(d->dC2, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, d->dres, a->atty + lC,
+        /* residual2 = res + dropout(attproj) */
+        dbranch = d->dres;
+        if (drop) {
+            dropout_apply(d->dC1, d->dres, nC, c->dropout, key, 1 + 2 * l);
+            dbranch = d->dC1;
+        }
+        matmul_backward(d->dC2, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, dbranch, a->atty + lC,
                         p->attprojw + (size_t)l * C * C, BT, C, C, c->bf16);
         memset(d->dqkv, 0, 3 * nC * sizeof(float));
         c->kind->backward(&c->attn, p->attn + l * na, a->qkv + 3 * lC, a->atty + lC, a->attsaved + l * ns,
@@ -295,6 +314,7 @@ static void body_backward(GPT2 *m) {
         layernorm_backward(d->dres, g->ln1w + l * C, g->ln1b + l * C, d->dC1, res, p->ln1w + l * C,
                            a->ln1_mean + lB, a->ln1_rstd + lB, BT, C);
     }
+    if (drop) dropout_apply(d->dres, d->dres, nC, c->dropout, key, 0);
     encoder_backward(g->wte, g->wpe, d->dres, m->inputs, B, T, C);
 }
 

@@ -23,6 +23,9 @@ typedef struct {
                     * keeping every layer's: 6 of the 16 floats a layer keeps per
                     * position and unit of width */
     int inference; /* forward only (eval, sample): no gradients are allocated */
+    float dropout; /* where GPT-2 has resid_pdrop and embd_pdrop: the embeddings' sum and
+                    * each residual branch's output projection, in forwards made while
+                    * GPT2.training is set; 0: none */
     int head_rows; /* the LM head and the loss run this many positions at a time, so the
                     * logits of only that many are held (at long context they would
                     * outweigh the rest of the activations); 0: all B*T at once */
@@ -102,6 +105,10 @@ typedef struct {
     int *inputs, *targets;     /* [B, T] of the last forward */
     int fwd_B, fwd_T;          /* its shape */
     int logits_from;           /* a.logits row 0 is this position of the last forward */
+    int training;              /* forwards apply dropout (cfg.dropout > 0) ... */
+    uint64_t dropout_key;      /* ... with masks drawn from this key (dropout_apply) */
+    int fwd_dropout;           /* the last forward applied dropout, with fwd_key */
+    uint64_t fwd_key;
 } GPT2;
 
 /* Fills cfg->attn from the model shape; the attention keys are set by the caller. */

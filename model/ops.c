@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../common/rng.h"
 #include "../common/vmath.h"
 
 void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B, int T, int C) {
@@ -140,6 +141,35 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, int n) {
 void residual_forward(float *out, const float *a, const float *b, int n) {
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+/* lowbias32 (Chris Wellons' integer hash): a bijection of 32-bit words
+ * whose output bits each depend on every input bit */
+static inline uint32_t mix32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    return x ^ (x >> 16);
+}
+
+void dropout_apply(float *out, const float *in, size_t n, float p, uint64_t key, int site) {
+    uint64_t x = key ^ ((uint64_t)(site + 1) * 0xd1342543de82ef95ULL);
+    uint64_t k = rng_splitmix(&x);
+    const uint32_t k0 = (uint32_t)k, k1 = (uint32_t)(k >> 32);
+    const uint32_t thr = (uint32_t)((double)p * 4294967296.0);
+    const float scale = 1.0f / (1.0f - p);
+    for (size_t base = 0; base < n; base += (size_t)1 << 32) { /* one block unless n >= 2^32 */
+        const uint32_t kk = k0 ^ mix32((uint32_t)(base >> 32) + k1);
+        const int64_t len = (int64_t)(n - base < ((size_t)1 << 32) ? n - base : (size_t)1 << 32);
+        const float *a = in + base;
+        float *o = out + base;
+        #pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < len; i++) {
+            uint32_t h = mix32(mix32((uint32_t)i ^ kk) + k1);
+            o[i] = h >= thr ? a[i] * scale : 0.0f;
+        }
+    }
 }
 
 /* sum over v of exp(l[v] - mx), in VN fixed lanes added in a fixed order;

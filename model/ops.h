@@ -5,6 +5,9 @@
 #ifndef MODEL_OPS_H
 #define MODEL_OPS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* out[B,T,C] = wte[inp[b,t]] + wpe[t] */
 void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B, int T, int C);
 void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B, int T, int C);
@@ -21,6 +24,17 @@ void gelu_forward(float *out, const float *inp, int n);
 void gelu_backward(float *dinp, const float *inp, const float *dout, int n); /* dinp may be dout */
 
 void residual_forward(float *out, const float *a, const float *b, int n);
+
+/* Dropout with masks drawn from a counter-based hash instead of a random
+ * stream: element i of (key, site) is kept iff
+ *     mix32(mix32(i ^ k0 ^ mix32(k1)) + k1) >= p 2^32,
+ * k0, k1 the low and high words of splitmix64(key ^ (site + 1) 0xd1342543de82ef95)
+ * (for i < 2^32; scripts/make_torch_refs.py computes the same masks), and
+ * kept values are scaled by 1 / (1 - p). out = mask(in): the forward (out
+ * may be in) and, applied to the output's gradient with the same key and
+ * site, the backward. Nothing is stored, the mask does not depend on the
+ * thread count, and a resumed run draws the same masks. */
+void dropout_apply(float *out, const float *in, size_t n, float p, uint64_t key, int site);
 
 /* Cross-entropy of softmax(logits) against targets, per row: losses[N];
  * lse[N] keeps each row's log-sum-exp. Returns the mean loss. */

@@ -81,16 +81,26 @@ int trainer_model_config(const Config *c, GPT2Config *g, Err *e) {
     g->bf16 = strcmp(c->precision, "bf16") == 0;
     g->head_rows = GPT2_HEAD_ROWS;
     g->recompute = c->recompute;
+    g->dropout = (float)c->dropout;
     if (g->bf16 && !sgemm_bf16_supported())
         return err_set(e, "precision: bf16 needs a CPU with AVX512-BF16 (this one has none, or TRAIN_SIMD is set below avx512); use precision=fp32");
     gpt2_config_finish(g);
     return 0;
 }
 
+/* The dropout masks of a micro-batch: a function of the seed and its place
+ * in the run only, so that a resumed run draws the same ones. */
+static uint64_t dropout_key(int64_t seed, int step, int micro) {
+    uint64_t x = (uint64_t)seed ^ 0x64726f706f7574ULL; /* "dropout" */
+    x = rng_splitmix(&x) ^ ((uint64_t)step << 20 | (uint64_t)micro);
+    return rng_splitmix(&x);
+}
+
 /* Mean validation loss over eval_steps batches, always the same ones. */
 static int evaluate(Run *r, float *out, Err *e) {
     const Config *c = r->c;
     loader_reset(&r->val);
+    r->model.training = 0; /* no dropout */
     double sum = 0;
     for (int i = 0; i < c->eval_steps; i++) {
         if (loader_next(&r->val, r->inputs, r->targets, e)) return -1;
@@ -127,6 +137,7 @@ static int write_dump(Run *r, float loss, const float *logits, Err *e) {
 
 static void print_sample(Run *r, const Bpe *bpe) {
     const Config *c = r->c;
+    r->model.training = 0;
     int n = c->sample_tokens, T = c->seq_len, V = c->vocab_size;
     int *ctx = xmalloc((size_t)T * sizeof *ctx), len = 1;
     ctx[0] = bpe_eot(bpe);
@@ -376,6 +387,8 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
         double loss = 0; /* the gradients are zero: gpt2_update left them so */
         for (int micro = 0; micro < c->grad_accum; micro++) {
             if (loader_next(&r->train, r->inputs, r->targets, e)) return -1;
+            m->training = 1;
+            m->dropout_key = dropout_key(c->seed, step, micro);
             if (step > 1 || micro > 0 || !c->dump_step[0]) {
                 loss += gpt2_forward_backward(m, r->inputs, r->targets, B, T, 1.0f / c->grad_accum) / c->grad_accum;
                 continue;

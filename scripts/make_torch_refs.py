@@ -20,6 +20,11 @@ losses of 5 AdamW steps and the kind's own tensors after them (which of
 them train and which decay).
 tests/test_gpt2.c checks the C kinds' block algorithms against it.
 
+And tests/data/dropout_ref.safetensors: another small GPT-2 trained with
+dropout (p = 0.25 on the embeddings and on each residual branch, where GPT-2
+has embd_pdrop and resid_pdrop), its masks computed here from
+model/ops.h's definition: loss, logits and every gradient.
+
 Weights use Hugging Face GPT-2 names and layouts (Conv1D weights [in, out]).
 Biases and LayerNorm parameters are random too, so every path is exercised.
 
@@ -30,6 +35,7 @@ import math
 import os
 import struct
 
+import numpy as np
 import torch
 
 torch.manual_seed(1234)
@@ -72,22 +78,26 @@ def softmax_attention(a, q, k, v):
     return att @ v
 
 
-def forward(p, idx, attention=softmax_attention, cfg=CFG):
-    """GPT-2 as in the original: pre-LN, tanh GELU, causal softmax attention (or the given kind)."""
+def forward(p, idx, attention=softmax_attention, cfg=CFG, drop=None):
+    """GPT-2 as in the original: pre-LN, tanh GELU, causal softmax attention (or the given kind);
+    drop(x, site) where GPT-2 has embd_pdrop (site 0) and resid_pdrop (sites 1 + 2 i, 2 + 2 i)."""
     L, H, C = cfg["n_layer"], cfg["n_head"], cfg["n_embd"]
     Bs, Ts = idx.shape
     ln = lambda x, n: torch.nn.functional.layer_norm(x, (C,), p[n + ".weight"], p[n + ".bias"], 1e-5)
+    # x + (proj + bias) with dropout; (x + proj) + bias as the committed references were made without
+    branch = lambda x, y, w, b, site: x + y @ w + b if drop is None else x + drop(y @ w + b, site)
     x = p["transformer.wte.weight"][idx] + p["transformer.wpe.weight"][:Ts]
+    x = x if drop is None else drop(x, 0)
     for i in range(L):
         h = f"transformer.h.{i}."
         a = ln(x, h + "ln_1") @ p[h + "attn.c_attn.weight"] + p[h + "attn.c_attn.bias"]
         q, k, v = (t.view(Bs, Ts, H, C // H).transpose(1, 2) for t in a.split(C, dim=2))
         att = {n[len(h) + 5:]: t for n, t in p.items() if n.startswith(h + "attn.")}
         y = attention(att, q, k, v).transpose(1, 2).reshape(Bs, Ts, C)
-        x = x + y @ p[h + "attn.c_proj.weight"] + p[h + "attn.c_proj.bias"]
+        x = branch(x, y, p[h + "attn.c_proj.weight"], p[h + "attn.c_proj.bias"], 1 + 2 * i)
         m = ln(x, h + "ln_2") @ p[h + "mlp.c_fc.weight"] + p[h + "mlp.c_fc.bias"]
         m = torch.nn.functional.gelu(m, approximate="tanh")
-        x = x + m @ p[h + "mlp.c_proj.weight"] + p[h + "mlp.c_proj.bias"]
+        x = branch(x, m, p[h + "mlp.c_proj.weight"], p[h + "mlp.c_proj.bias"], 2 + 2 * i)
     x = ln(x, "transformer.ln_f")
     return x @ p["transformer.wte.weight"].t()
 
@@ -170,6 +180,74 @@ def main():
     write_safetensors(path, out, meta)
     print(f"wrote {os.path.normpath(path)}: loss {out['loss'].item():.6f}, "
           f"AdamW losses {', '.join(f'{x:.6f}' for x in losses)}, grad norms {norms[0]:.3f}..")
+
+
+# ---------------------------------------------------------------------------
+# Dropout, for dropout_ref.safetensors: model/ops.h's counter-based masks,
+# computed here from their definition, at GPT-2's dropout sites
+
+M32, M64 = 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
+DROPOUT = dict(p=0.25, key=0x0123456789ABCDEF)
+
+
+def mix32(x):
+    """lowbias32 on a numpy uint32 array (multiplication wraps modulo 2^32)"""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
+def splitmix64(x):
+    z = (x + 0x9E3779B97F4A7C15) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def dropout_keep(n, p, key, site):
+    """Which of n elements dropout_apply keeps (n < 2^32)."""
+    k = splitmix64(key ^ (((site + 1) * 0xD1342543DE82EF95) & M64))
+    k0, k1 = k & M32, k >> 32
+    kk = k0 ^ int(mix32(np.array([k1], dtype=np.uint32))[0])
+    h = mix32(mix32(np.arange(n, dtype=np.uint32) ^ np.uint32(kk)) + np.uint32(k1))
+    return h >= np.uint32(int(p * 2.0**32))
+
+
+def dropout_refs():
+    torch.manual_seed(777)
+    p = make_params()
+    V = CFG["vocab_size"]
+    idx = torch.randint(0, V, (B, T + 1))
+    inputs, targets = idx[:, :-1].contiguous(), idx[:, 1:].contiguous()
+    out = {k: v.detach().clone() for k, v in p.items()}
+    out["inputs"], out["targets"] = inputs.to(torch.int32), targets.to(torch.int32)
+    prob, key = DROPOUT["p"], DROPOUT["key"]
+    scale = torch.tensor(1.0, dtype=torch.float32) / (1.0 - torch.tensor(prob, dtype=torch.float32))
+    kept = []
+
+    def drop(x, site):
+        keep = torch.from_numpy(dropout_keep(x.numel(), prob, key, site).reshape(x.shape))
+        kept.append(keep.float().mean().item())
+        return (x * scale) * keep.float()
+
+    logits = forward(p, inputs, drop=drop)
+    loss = torch.nn.functional.cross_entropy(logits.view(-1, V), targets.view(-1))
+    loss.backward()
+    out["loss"] = loss.detach().reshape(())
+    out["logits"] = logits.detach()
+    for k, v in p.items():
+        out["grad." + k] = v.grad.detach().clone()
+    with torch.no_grad():  # the same model without dropout, for contrast
+        plain = torch.nn.functional.cross_entropy(forward(p, inputs).view(-1, V), targets.view(-1))
+    out["loss_without_dropout"] = plain.reshape(())
+    meta = {k: str(v) for k, v in {**CFG, "batch_size": B, "seq_len": T, **DROPOUT}.items()}
+    meta["torch"] = torch.__version__
+    path = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "dropout_ref.safetensors")
+    write_safetensors(path, out, meta)
+    print(f"wrote {os.path.normpath(path)}: loss {loss.item():.6f} (without dropout {plain.item():.6f}), "
+          f"kept {min(kept):.3f}..{max(kept):.3f} per site")
 
 
 # ---------------------------------------------------------------------------
@@ -331,3 +409,4 @@ def attention_refs():
 if __name__ == "__main__":
     main()
     attention_refs()
+    dropout_refs()

@@ -2,7 +2,8 @@
  * scripts/make_torch_refs.py): loss and logits to 1e-5, every parameter
  * gradient to 1e-5, and the losses of 5 AdamW steps with clipping. The
  * other attention kinds against dense float64 PyTorch versions of them
- * (tests/data/attn_refs.safetensors, same script). Plus determinism: the
+ * (tests/data/attn_refs.safetensors, same script), and dropout with
+ * the same masks (tests/data/dropout_ref.safetensors). Plus determinism: the
  * same seed and threads give the same losses bit for bit. */
 #include <math.h>
 #include <omp.h>
@@ -38,16 +39,18 @@ static double meta_num(const StFile *f, const char *key) {
 
 static double meta(const char *key) { return meta_num(&ref, key); }
 
-static float *read_f32(const char *name, size_t n) {
-    const StTensor *t = st_find(&ref, name);
+static float *read_f32_from(const StFile *f, const char *name, size_t n) {
+    const StTensor *t = st_find(f, name);
     float *x = malloc(n * sizeof *x);
     Err e;
-    if (!t || st_read(&ref, t, "F32", n, x, &e)) {
+    if (!t || st_read(f, t, "F32", n, x, &e)) {
         printf("  reference tensor %s missing\n", name);
         memset(x, 0, n * sizeof *x);
     }
     return x;
 }
+
+static float *read_f32(const char *name, size_t n) { return read_f32_from(&ref, name, n); }
 
 /* max |a - b| / max |b| */
 static double rel_err(const float *a, const float *b, size_t n) {
@@ -80,26 +83,23 @@ static void test_forward_matches_torch(void) {
     gpt2_free(&m);
 }
 
-static void test_gradients_match_torch(void) {
-    GPT2 m;
-    build(&m);
-    gpt2_forward(&m, inputs, targets, B, T);
-    gpt2_backward(&m, 1.0f);
+/* Every parameter gradient of m against f's grad.<name> to 1e-5; prints the worst. */
+static void grads_vs(const GPT2 *m, const StFile *f) {
     double worst = 0;
     char worst_name[128] = "";
-    for (int i = 0; i < gpt2_n_tensors(&m); i++) {
+    for (int i = 0; i < gpt2_n_tensors(m); i++) {
         TensorInfo ti;
-        gpt2_tensor_info(&m, i, &ti);
+        gpt2_tensor_info(m, i, &ti);
         size_t n = (size_t)ti.shape[0] * (size_t)(ti.ndim == 2 ? ti.shape[1] : 1);
         char name[128];
         snprintf(name, sizeof name, "grad.%s", ti.name);
-        float *want = read_f32(name, n), *got = malloc(n * sizeof *got);
+        float *want = read_f32_from(f, name, n), *got = malloc(n * sizeof *got);
         if (ti.transposed) { /* ours [out, in], torch's [in, out] */
             int R = ti.shape[1], Cc = ti.shape[0];
             for (int r = 0; r < R; r++)
-                for (int c = 0; c < Cc; c++) got[(size_t)c * R + r] = m.grads[ti.offset + (size_t)r * Cc + c];
+                for (int c = 0; c < Cc; c++) got[(size_t)c * R + r] = m->grads[ti.offset + (size_t)r * Cc + c];
         } else {
-            memcpy(got, m.grads + ti.offset, n * sizeof *got);
+            memcpy(got, m->grads + ti.offset, n * sizeof *got);
         }
         double err = rel_err(got, want, n);
         CHECK(err < 1e-5, "%s: relative error %.2e", name, err);
@@ -111,7 +111,76 @@ static void test_gradients_match_torch(void) {
         free(got);
     }
     printf("  worst gradient relative error %.1e (%s)\n", worst, worst_name);
+}
+
+static void test_gradients_match_torch(void) {
+    GPT2 m;
+    build(&m);
+    gpt2_forward(&m, inputs, targets, B, T);
+    gpt2_backward(&m, 1.0f);
+    grads_vs(&m, &ref);
     gpt2_free(&m);
+}
+
+/* Dropout against PyTorch given the same masks (tests/data/dropout_ref,
+ * whose script computes them from model/ops.h's definition): loss, logits
+ * and every gradient; forward and backward in one call give the same bits;
+ * another key draws other masks; with training off there is no dropout. */
+static void test_dropout_matches_torch(void) {
+    StFile f;
+    Err e;
+    if (st_open(&f, "tests/data/dropout_ref.safetensors", &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    char text[32];
+    meta_str(&f, "key", text, sizeof text);
+    uint64_t key = strtoull(text, NULL, 10);
+    GPT2Config g = cfg;
+    g.dropout = (float)meta_num(&f, "p");
+    CHECK(key != 0 && g.dropout > 0 && meta_num(&f, "batch_size") == B && meta_num(&f, "seq_len") == T &&
+              meta_num(&f, "n_embd") == cfg.n_embd, "dropout_ref: metadata");
+    int *in = malloc((size_t)B * T * sizeof *in), *tg = malloc((size_t)B * T * sizeof *tg);
+    const StTensor *ti = st_find(&f, "inputs"), *tt = st_find(&f, "targets");
+    CHECK(ti && tt && st_read(&f, ti, "I32", (size_t)B * T, in, &e) == 0 &&
+              st_read(&f, tt, "I32", (size_t)B * T, tg, &e) == 0, "dropout_ref: inputs/targets");
+    GPT2 m;
+    CHECK(gpt2_build(&m, &g, B, T, &e) == 0, "%s", e.msg);
+    CHECK(weights_read(&m, &f, "", m.params, &e) == 0, "%s", e.msg);
+    m.training = 1;
+    m.dropout_key = key;
+    float loss = gpt2_forward(&m, in, tg, B, T);
+    float *want = read_f32_from(&f, "loss", 1), *plain = read_f32_from(&f, "loss_without_dropout", 1);
+    CHECK(fabsf(loss - want[0]) <= 1e-5f * fabsf(want[0]), "loss %.7f vs torch %.7f", loss, want[0]);
+    CHECK(fabsf(want[0] - plain[0]) > 1e-3f, "the reference's dropout changes its loss too little to test");
+    size_t n = (size_t)B * T * cfg.vocab_size;
+    float *logits = read_f32_from(&f, "logits", n);
+    double err = rel_err(m.a.logits, logits, n);
+    CHECK(err < 1e-5, "logits relative error %.2e", err);
+    gpt2_backward(&m, 1.0f);
+    grads_vs(&m, &f);
+
+    float *g1 = malloc(m.n_params * sizeof *g1);
+    memcpy(g1, m.grads, m.n_params * sizeof *g1);
+    memset(m.grads, 0, m.n_params * sizeof *m.grads);
+    float again = gpt2_forward_backward(&m, in, tg, B, T, 1.0f);
+    CHECK(again == loss && memcmp(g1, m.grads, m.n_params * sizeof *g1) == 0,
+          "forward_backward with dropout: loss %.9g vs %.9g, or gradients differ", again, loss);
+    m.dropout_key = key + 1;
+    float other = gpt2_forward(&m, in, tg, B, T);
+    CHECK(other != loss, "another key gives the same loss (%.9g): the masks do not depend on the key", other);
+    m.training = 0;
+    float off = gpt2_forward(&m, in, tg, B, T);
+    CHECK(fabsf(off - plain[0]) <= 1e-5f * fabsf(plain[0]), "training off: loss %.7f vs torch without dropout %.7f",
+          off, plain[0]);
+    free(g1);
+    free(want);
+    free(plain);
+    free(logits);
+    free(in);
+    free(tg);
+    gpt2_free(&m);
+    st_close(&f);
 }
 
 static void test_adamw_steps_match_torch(void) {
@@ -431,6 +500,7 @@ int main(void) {
     RUN(test_forward_matches_torch);
     RUN(test_gradients_match_torch);
     RUN(test_adamw_steps_match_torch);
+    RUN(test_dropout_matches_torch);
     RUN(test_attention_kinds_match_torch);
     RUN(test_chunked_head);
     RUN(test_recompute);

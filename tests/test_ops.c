@@ -7,6 +7,7 @@
  * coordinates with a central difference, Richardson-extrapolated
  * ((4 D(h/2) - D(h)) / 3) so that the truncation error is O(h^4). */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -332,6 +333,47 @@ static void test_encoder_backward(void) {
     CHECK(!fd_check("dwpe", enc_d, &d, d.wpe, dwpe, 100), "encoder dwpe");
 }
 
+/* Dropout's masks: about p of the elements dropped (within 6 standard
+ * deviations), the rest scaled by exactly 1 / (1 - p); the same key and site
+ * give the same mask whatever the thread count, applied in place or to a
+ * gradient; another site or key gives an independent one (both drop about
+ * p^2); p = 0 is the identity. */
+static void test_dropout_masks(void) {
+    const size_t n = (size_t)1 << 20;
+    const float p = 0.3f, scale = 1.0f / (1.0f - p);
+    float *ones = zeros(n), *a = zeros(n), *b = zeros(n), *c = zeros(n), *x = randn(n, 1), *y = zeros(n);
+    for (size_t i = 0; i < n; i++) ones[i] = 1.0f;
+    omp_set_num_threads(2);
+    dropout_apply(a, ones, n, p, 42, 3);
+    omp_set_num_threads(1);
+    dropout_apply(b, ones, n, p, 42, 3);
+    omp_set_num_threads(omp_get_num_procs());
+    CHECK(memcmp(a, b, n * sizeof *a) == 0, "the mask depends on the thread count");
+    size_t dropped = 0, bad = 0, both_site = 0, both_key = 0;
+    dropout_apply(b, ones, n, p, 42, 4);
+    dropout_apply(c, ones, n, p, 43, 3);
+    for (size_t i = 0; i < n; i++) {
+        dropped += a[i] == 0.0f;
+        bad += a[i] != 0.0f && a[i] != scale;
+        both_site += a[i] == 0.0f && b[i] == 0.0f;
+        both_key += a[i] == 0.0f && c[i] == 0.0f;
+    }
+    double sd = sqrt(p * (1 - p) / (double)n), f = (double)dropped / (double)n;
+    CHECK(fabs(f - p) < 6 * sd, "dropped %.5f of the elements, want %.2f", f, (double)p);
+    CHECK(bad == 0, "%zu kept values are not scaled by exactly 1/(1-p)", bad);
+    double sd2 = sqrt(p * p * (1 - p * p) / (double)n);
+    CHECK(fabs((double)both_site / (double)n - p * p) < 6 * sd2, "sites 3 and 4 share %.5f of their drops, want %.4f",
+          (double)both_site / (double)n, (double)(p * p));
+    CHECK(fabs((double)both_key / (double)n - p * p) < 6 * sd2, "keys 42 and 43 share %.5f of their drops, want %.4f",
+          (double)both_key / (double)n, (double)(p * p));
+    memcpy(y, x, n * sizeof *y);
+    dropout_apply(y, y, n, p, 42, 3); /* in place, on other values: the same mask */
+    for (size_t i = 0; i < n; i++) bad += y[i] != (a[i] != 0.0f ? x[i] * scale : 0.0f);
+    CHECK(bad == 0, "%zu elements masked differently in place", bad);
+    dropout_apply(y, x, n, 0.0f, 42, 3);
+    CHECK(memcmp(x, y, n * sizeof *x) == 0, "p = 0 changes values");
+}
+
 /* ------------------------------------------------------------------------ */
 /* softmax attention                                                        */
 
@@ -512,5 +554,6 @@ int main(void) {
     run_seeded("test_softmax_attention", test_softmax_attention, 8);
     run_seeded("test_vector_exp_and_tanh", test_vector_exp_and_tanh, 9);
     run_seeded("test_sampler_top_k", test_sampler_top_k, 10);
+    run_seeded("test_dropout_masks", test_dropout_masks, 11);
     return 0;
 }

@@ -31,6 +31,21 @@ if grep -q "resumed from .*step_00000058 at step 58" "$T/rewound.log" && cmp -s 
    cmp -s "$T/straight/$final" "$T/rewound/$final"; then pass resume_is_bit_identical
 else fail resume_is_bit_identical "$(head -3 "$T/rewound.log")"; fi
 
+# dropout draws its masks from (seed, step, micro-batch) alone: a run resumed
+# on another thread count draws the same ones, and ends the same, bit for bit
+d="dropout=0.2 grad_accum=2 max_steps=12 eval_interval=6"
+$TRAIN "$T/tiny.cfg" out_dir="$T/drop" $d threads=2 >"$T/drop.log" 2>&1 || fail dropout_run "$(tail -2 "$T/drop.log")"
+cp -r "$T/drop" "$T/drop_r"
+rm -rf "$T/drop_r/step_00000012" && echo step_00000010 >"$T/drop_r/latest"
+$TRAIN "$T/tiny.cfg" out_dir="$T/drop_r" $d threads=1 >"$T/drop_r.log" 2>&1
+$TRAIN "$T/tiny.cfg" out_dir="$T/nodrop" ${d/dropout=0.2/dropout=0} max_steps=1 >"$T/nodrop.log" 2>&1
+if grep -q "at step 10" "$T/drop_r.log" && cmp -s <(losses "$T/drop") <(losses "$T/drop_r") &&
+   cmp -s "$T/drop/step_00000012/model.safetensors" "$T/drop_r/step_00000012/model.safetensors" &&
+   [ "$(sed -n 3p "$T/drop/metrics.csv" | cut -d, -f2)" != "$(sed -n 3p "$T/nodrop/metrics.csv" | cut -d, -f2)" ] &&
+   [ "$(sed -n 2p "$T/drop/metrics.csv" | cut -d, -f3)" = "$(sed -n 2p "$T/nodrop/metrics.csv" | cut -d, -f3)" ]; then
+    pass dropout_resumes_bit_identical_on_any_thread_count
+else fail dropout_resumes_bit_identical_on_any_thread_count "$(tail -2 "$T/drop_r.log")"; fi
+
 # kill -9 at random moments (mid-step, mid-checkpoint), resume each time:
 # after 3% to 35% of an uninterrupted run's time. A run that ends before
 # three kills (the machine faster now than when the straight run was timed,
