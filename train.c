@@ -1,7 +1,7 @@
 /* ./train: the command line.
  *
  *   ./train CONFIG [key=value ...]   train (./train --help lists the keys)
- *   ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR [--val-fraction F]
+ *   ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR [--val-fraction F | --val INPUT...]
  *                   [--shard-tokens N] [--threads N]
  *   ./train tokenize [--allow-special] | --decode
  *
@@ -166,20 +166,23 @@ static int cmd_tokenize(int argc, char **argv) {
 
 static const char *PREPARE_USAGE =
     "usage: ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR\n"
-    "                       [--val-fraction F] [--shard-tokens N] [--threads N]\n"
+    "                       [--val-fraction F | --val INPUT...] [--shard-tokens N] [--threads N]\n"
     "  pg19   directories of <id>.txt books, or .txt files (one document each)\n"
     "  jsonl  JSON lines with a \"text\" field, plain or .gz; directories are read recursively\n"
     "  c4     C4's c4-*.json.gz files, or directories of them\n"
     "  --val-fraction F   share of documents for val_*.bin (default 0.01); a single\n"
     "                     document gives its last F of tokens\n"
+    "  --val INPUT...     the validation split as the corpus gives it (PG19's validation/,\n"
+    "                     C4's c4-validation.*): every INPUT after --val goes to val_*.bin\n"
+    "                     whole, every one before it to train_*.bin\n"
     "  --shard-tokens N   tokens per shard (default 100000000)\n"
     "  --threads N        default: OMP_NUM_THREADS or all cores\n";
 
 static int cmd_prepare(int argc, char **argv) {
     PrepareOpts o = {.val_fraction = 0.01, .shard_tokens = 100000000, .progress = 1};
     const char *source = NULL;
-    char **inputs = xmalloc((size_t)(argc + 1) * sizeof *inputs);
-    int n = 0;
+    char **inputs = xmalloc((size_t)(argc + 1) * sizeof *inputs), **val = xmalloc((size_t)(argc + 1) * sizeof *val);
+    int n = 0, nv = 0, after_val = 0, fraction_given = 0;
     help_exit(argc, argv, PREPARE_USAGE);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -192,6 +195,9 @@ static int cmd_prepare(int argc, char **argv) {
         } else if (strcmp(a, "--val-fraction") == 0 && has_value) {
             if (parse_f64(argv[++i], &o.val_fraction) || !(o.val_fraction >= 0 && o.val_fraction < 1))
                 die("prepare: --val-fraction: '%s' is not a number in [0, 1)", argv[i]);
+            fraction_given = 1;
+        } else if (strcmp(a, "--val") == 0) {
+            after_val = 1;
         } else if (strcmp(a, "--shard-tokens") == 0 && has_value) {
             if (parse_i64(argv[++i], &o.shard_tokens) || o.shard_tokens < 1 || o.shard_tokens > INT_MAX)
                 die("prepare: --shard-tokens: '%s' is not an integer in [1, %d]", argv[i], INT_MAX);
@@ -202,16 +208,25 @@ static int cmd_prepare(int argc, char **argv) {
         } else if (a[0] == '-' && a[1] == '-') {
             die("prepare: %s option '%s'\n%s", has_value ? "unknown" : "missing value for", a,
                 PREPARE_USAGE);
+        } else if (after_val) {
+            val[nv++] = argv[i];
         } else {
             inputs[n++] = argv[i];
         }
     }
+    if (after_val && nv == 0) die("prepare: --val: no INPUT after it\n%s", PREPARE_USAGE);
+    if (after_val && fraction_given && o.val_fraction > 0)
+        die("prepare: --val-fraction %g with --val: the inputs after --val are the validation split (drop one)",
+            o.val_fraction);
+    if (after_val) o.val_fraction = 0;
     if (!source) die("prepare: --source is required\n%s", PREPARE_USAGE);
     if (source_kind_parse(source, &o.kind)) die("prepare: --source: unknown source '%s' (pg19, jsonl or c4)", source);
     if (!o.out_dir) die("prepare: --out DIR is required\n%s", PREPARE_USAGE);
     if (n == 0) die("prepare: no INPUT given\n%s", PREPARE_USAGE);
     o.inputs = inputs;
     o.n_inputs = n;
+    o.val_inputs = val;
+    o.n_val_inputs = nv;
     o.bpe = load_tokenizer();
     PrepareStats st;
     Err e;
@@ -221,6 +236,7 @@ static int cmd_prepare(int argc, char **argv) {
            (long long)st.val_tokens, (long long)st.val_docs, (long long)st.docs, o.out_dir);
     bpe_free((Bpe *)o.bpe);
     free(inputs);
+    free(val);
     return 0;
 }
 

@@ -1,6 +1,7 @@
 #include "prepare.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@ typedef struct {
     int json;                    /* the bytes are a JSON line, not text */
     int skip;                    /* set by the worker: a JSON document with empty text */
     int failed;
+    int val;                     /* from one of the val inputs */
 } Unit;
 
 typedef struct {
@@ -72,8 +74,9 @@ static void add_unit(Batch *b, Unit u) {
     b->u[b->n++] = u;
 }
 
-/* Reads records until about `target` bytes are in; runs on one thread. */
-static void read_batch(SourceReader *r, SourceKind kind, size_t chunk, size_t target, Batch *b) {
+/* Reads records until about `target` bytes are in; runs on one thread.
+ * Files from first_val on are the val inputs'. */
+static void read_batch(SourceReader *r, SourceKind kind, size_t chunk, size_t target, int first_val, Batch *b) {
     b->n = 0;
     b->used = 0;
     b->read_failed = 0;
@@ -94,10 +97,10 @@ static void read_batch(SourceReader *r, SourceKind kind, size_t chunk, size_t ta
             const char *t = b->arena + b->used;
             for (size_t s = 0, e; s < rec.len; s = e) {
                 e = next_cut(t, rec.len, s + chunk);
-                add_unit(b, (Unit){b->used + s, e - s, rec.file, rec.line, s == 0, 0, 0, 0});
+                add_unit(b, (Unit){b->used + s, e - s, rec.file, rec.line, s == 0, 0, 0, 0, rec.file_index >= first_val});
             }
         } else {
-            add_unit(b, (Unit){b->used, rec.len, rec.file, rec.line, 1, 1, 0, 0});
+            add_unit(b, (Unit){b->used, rec.len, rec.file, rec.line, 1, 1, 0, 0, rec.file_index >= first_val});
         }
         b->used += rec.len;
     }
@@ -119,7 +122,7 @@ static void process_unit(Batch *b, int i, BpeCtx *ctx, TokVec *scratch, int eot)
     size_t len = u->len;
     char *owned = NULL;
     if (u->json) {
-        if (json_record_text(&(Record){text, len, u->file, u->line}, &owned, &len, &b->err[i])) {
+        if (json_record_text(&(Record){text, len, u->file, u->line, 0}, &owned, &len, &b->err[i])) {
             u->failed = 1;
             return;
         }
@@ -142,15 +145,17 @@ typedef struct {
     TokVec pending;              /* the last document, held while val is still empty */
     ShardWriter *dest;           /* where the current document goes; NULL: to pending */
     double F;
+    int given;                   /* the split is given by the inputs, not by F */
     PrepareStats *st;
 } Router;
 
-/* Starts document number st->docs: decides its split. While no document has
- * gone to val yet, each train document is held back until the next one
- * starts, in case it is the last and its tail must become val. */
-static int route_begin(Router *r, Err *e) {
+/* Starts document number st->docs (from a val input or not): decides its
+ * split. While no document has gone to val yet, each train document is held
+ * back until the next one starts, in case it is the last and its tail must
+ * become val. */
+static int route_begin(Router *r, int val_input, Err *e) {
     int64_t i = r->st->docs++;
-    int to_val = r->F > 0 && floor((double)(i + 1) * r->F) > floor((double)i * r->F);
+    int to_val = r->given ? val_input : r->F > 0 && floor((double)(i + 1) * r->F) > floor((double)i * r->F);
     if (r->pending.n && shard_writer_append(&r->train, r->pending.ids, r->pending.n, e)) return -1;
     r->pending.n = 0;
     r->st->val_docs += to_val;
@@ -177,7 +182,7 @@ static int emit_batch(Router *r, Batch *b, Err *e) {
             return -1;
         }
         if (u->skip) continue;
-        if (u->first && route_begin(r, e)) return -1;
+        if (u->first && route_begin(r, u->val, e)) return -1;
         if (route_tokens(r, &b->out[i], e)) return -1;
     }
     if (b->read_failed) {
@@ -225,6 +230,30 @@ static int make_dirs(const char *path, Err *e) {
     return 0;
 }
 
+/* A file listed among both the train inputs (files before first_val) and
+ * the val inputs would put the same documents on both sides. */
+static int check_disjoint(const StrList *files, int first_val, Err *e) {
+    StrList train = {0};
+    char buf[PATH_MAX];
+    for (int i = 0; i < first_val; i++) strlist_push(&train, realpath(files->s[i], buf) ? buf : files->s[i]);
+    strlist_sort(&train);
+    int rc = 0;
+    for (int i = first_val; rc == 0 && i < files->n; i++) {
+        const char *v = realpath(files->s[i], buf) ? buf : files->s[i];
+        for (int lo = 0, hi = train.n; lo < hi;) { /* binary search */
+            int mid = lo + (hi - lo) / 2, c = strcmp(train.s[mid], v);
+            if (c == 0) {
+                rc = err_set(e, "%s: both a training and a validation (--val) input", files->s[i]);
+                break;
+            }
+            if (c < 0) lo = mid + 1;
+            else hi = mid;
+        }
+    }
+    strlist_free(&train);
+    return rc;
+}
+
 int prepare_run(const PrepareOpts *o, PrepareStats *st, Err *e) {
     memset(st, 0, sizeof *st);
     if (!(o->val_fraction >= 0 && o->val_fraction < 1))
@@ -233,8 +262,18 @@ int prepare_run(const PrepareOpts *o, PrepareStats *st, Err *e) {
         return err_set(e, "--shard-tokens must be in [1, %d], got %lld", INT32_MAX, (long long)o->shard_tokens);
     if (bpe_vocab_size(o->bpe) > 65536 || bpe_eot(o->bpe) < 0)
         return err_set(e, "the tokenizer must have at most 65536 tokens and <|endoftext|>");
+    if (o->n_val_inputs > 0 && o->val_fraction != 0)
+        return err_set(e, "--val-fraction %g with --val: the val inputs are the validation split (drop one)",
+                       o->val_fraction);
     StrList files = {0};
-    if (source_list_files(o->kind, o->inputs, o->n_inputs, &files, e) || make_dirs(o->out_dir, e)) {
+    int first_val = INT32_MAX;
+    int rc = source_list_files(o->kind, o->inputs, o->n_inputs, &files, e);
+    if (rc == 0 && o->n_val_inputs > 0) {
+        first_val = files.n;
+        rc = source_list_files(o->kind, o->val_inputs, o->n_val_inputs, &files, e);
+        if (rc == 0) rc = check_disjoint(&files, first_val, e);
+    }
+    if (rc || make_dirs(o->out_dir, e)) {
         strlist_free(&files);
         return -1;
     }
@@ -246,16 +285,16 @@ int prepare_run(const PrepareOpts *o, PrepareStats *st, Err *e) {
     for (int t = 0; t < nt; t++) ctx[t] = bpe_ctx_new(o->bpe);
     int eot = bpe_eot(o->bpe);
 
-    Router r = {.F = o->val_fraction, .st = st};
+    Router r = {.F = o->val_fraction, .given = o->n_val_inputs > 0, .st = st};
     shard_writer_init(&r.train, o->out_dir, "train", o->shard_tokens);
     shard_writer_init(&r.val, o->out_dir, "val", o->shard_tokens);
     SourceReader *reader = source_reader_open(o->kind, &files);
     Batch batch[2] = {0};
     double t0 = now(), last = t0;
-    int rc = 0, cur = 0;
+    int cur = 0;
 
     /* the first batch is read before anything can overlap it: keep it small */
-    read_batch(reader, o->kind, chunk, BATCH_BYTES / 16, &batch[0]);
+    read_batch(reader, o->kind, chunk, BATCH_BYTES / 16, first_val, &batch[0]);
     while (batch[cur].n > 0 || batch[cur].read_failed) {
         Batch *b = &batch[cur], *next = &batch[cur ^ 1];
         int more = !b->eof;
@@ -263,7 +302,7 @@ int prepare_run(const PrepareOpts *o, PrepareStats *st, Err *e) {
         #pragma omp parallel num_threads(nt)
         {
             #pragma omp single nowait
-            if (more) read_batch(reader, o->kind, chunk, BATCH_BYTES, next);
+            if (more) read_batch(reader, o->kind, chunk, BATCH_BYTES, first_val, next);
             #pragma omp for schedule(dynamic, 1) nowait
             for (int i = 0; i < b->n; i++) {
                 int t = omp_get_thread_num();
@@ -287,6 +326,10 @@ int prepare_run(const PrepareOpts *o, PrepareStats *st, Err *e) {
     if (rc == 0 && st->docs == 0)
         rc = err_set(e, "%s%s: empty input: no document has any text", o->inputs[0],
                      o->n_inputs > 1 ? " ..." : "");
+    if (rc == 0 && r.given && (r.train.total == 0 || r.val.total == 0))
+        rc = err_set(e, "%s%s: empty input: no %s document has any text", r.train.total ? o->val_inputs[0] : o->inputs[0],
+                     (r.train.total ? o->n_val_inputs : o->n_inputs) > 1 ? " ..." : "",
+                     r.train.total ? "validation" : "training");
     if (rc == 0) rc = finish_split(&r, e);
     if (rc == 0) rc = shard_writer_finish(&r.train, e);
     if (rc == 0) rc = shard_writer_finish(&r.val, e);

@@ -10,7 +10,11 @@
  * Validation split: document i (0-based) goes to val when
  * floor((i+1)*F) > floor(i*F), i.e. every (1/F)-th whole document. When that
  * selects none (fewer than 1/F documents, e.g. a single book), val is the last
- * F of the last document's tokens instead. F = 0 writes no val shard. */
+ * F of the last document's tokens instead. F = 0 writes no val shard.
+ *
+ * Or the split is given (val_inputs: PG19's validation/, C4's
+ * c4-validation.*): every document of inputs goes to train and every one of
+ * val_inputs to val, and val_fraction must be 0. */
 #ifndef DATA_PREPARE_H
 #define DATA_PREPARE_H
 
@@ -24,6 +28,8 @@ typedef struct {
     SourceKind kind;
     char *const *inputs;
     int n_inputs;
+    char *const *val_inputs;  /* documents for val, whole; none: val_fraction decides */
+    int n_val_inputs;
     const char *out_dir;
     double val_fraction;      /* in [0, 1) */
     int64_t shard_tokens;     /* tokens per shard, at most INT32_MAX */

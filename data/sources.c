@@ -71,8 +71,24 @@ int source_list_files(SourceKind kind, char *const *inputs, int n, StrList *file
         if (S_ISDIR(st.st_mode)) {
             int before = files->n;
             if (list_dir(kind, inputs[i], files, e)) return -1;
+            char sub[4096];
+            snprintf(sub, sizeof sub, "%s/train", inputs[i]);
+            if (files->n == before && kind == SOURCE_PG19 && stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+                return err_set(e, "%s: empty input: no %s in this directory (PG19's release is split in train/, "
+                               "validation/ and test/: give %s/train, and %s/validation after --val)",
+                               inputs[i], what[kind], inputs[i], inputs[i]);
             if (files->n == before)
                 return err_set(e, "%s: empty input: no %s in this directory", inputs[i], what[kind]);
+            int train = 0, val = 0;
+            for (int k = before; kind == SOURCE_C4 && k < files->n; k++) {
+                const char *base = strrchr(files->s[k], '/') + 1;
+                train |= strncmp(base, "c4-train.", 9) == 0;
+                val |= strncmp(base, "c4-validation.", 14) == 0;
+            }
+            if (train && val) /* taken together, C4's validation documents would leak into training */
+                return err_set(e, "%s: holds both C4 splits: give the training files as INPUT and the validation "
+                               "ones after --val (%s/c4-train.* --val %s/c4-validation.*)", inputs[i], inputs[i],
+                               inputs[i]);
         } else {
             strlist_push(files, inputs[i]);
         }
@@ -134,7 +150,7 @@ static int next_book(SourceReader *r, Record *rec, Err *e) {
     if (bad) return err_sys(e, "%s: read error", path);
     if (n == 0) return err_set(e, "%s: empty input: the book has no text", path);
     r->bytes += n;
-    *rec = (Record){r->buf, n, path, 0};
+    *rec = (Record){r->buf, n, path, 0, r->fi - 1};
     return 1;
 }
 
@@ -232,7 +248,7 @@ static int next_line(SourceReader *r, Record *rec, Err *e) {
             r->line++;
             if (blank(s, n)) continue;
             r->records++;
-            *rec = (Record){s, n, path, r->line};
+            *rec = (Record){s, n, path, r->line, r->fi};
             return 1;
         }
         if (!r->eof) {

@@ -33,6 +33,7 @@ typedef struct {
     size_t len;
     const char *file;   /* where it came from */
     long line;          /* 1-based line for JSON lines, 0 for whole files */
+    int file_index;     /* file's place in the list being read */
 } Record;
 
 typedef struct SourceReader SourceReader;

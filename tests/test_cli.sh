@@ -30,6 +30,25 @@ then pass prepare_threads_identical; else fail prepare_threads_identical "shards
 grep -q "MB/s" "$T/progress" && grep -q "documents" "$T/progress" && pass prepare_progress_line ||
     fail prepare_progress_line "no progress line"
 
+# PG19's own split: train/ to train_*.bin, validation/ after --val to val_*.bin
+# whole (EOT + the book's tokens); the release's root alone is refused with
+# the command to use
+mkdir -p "$T/pg19/train" "$T/pg19/validation" "$T/pg19/test"
+cp assets/sotu/18*.txt "$T/pg19/train/" && cp assets/sotu/179*.txt "$T/pg19/validation/"
+$TRAIN prepare --source pg19 "$T/pg19/train" --out "$T/split" --val "$T/pg19/validation" >"$T/split.log" 2>&1
+want=0
+for f in "$T"/pg19/validation/*.txt; do want=$(( want + 1 + $($TRAIN tokenize <"$f" | wc -w) )); done
+got=$(( ($(stat -c %s "$T/split/val_000000.bin") - 1024) / 2 ))
+n=$(ls "$T"/pg19/validation | wc -l)
+if grep -q "($want tokens, $n documents of $(( n + $(ls "$T"/pg19/train | wc -l) )))" "$T/split.log" &&
+   [ "$got" -eq "$want" ] && [ "$n" -ge 10 ]; then pass prepare_given_val_split
+else fail prepare_given_val_split "val holds $got tokens, want $want: $(tail -1 "$T/split.log")"; fi
+expect_error prepare_pg19_root_names_the_split "give $T/pg19/train, and $T/pg19/validation after --val" \
+    $TRAIN prepare --source pg19 "$T/pg19" --out "$T/x"
+expect_error prepare_val_needs_input "--val: no INPUT after it" $TRAIN prepare --source pg19 "$T/books" --out "$T/x" --val
+expect_error prepare_val_or_fraction "--val-fraction 0.1 with --val" \
+    $TRAIN prepare --source pg19 "$T/books" --out "$T/x" --val-fraction 0.1 --val "$T/pg19/validation"
+
 # bad arguments and input
 expect_error prepare_unknown_source "unknown source 'pg20'" $TRAIN prepare --source pg20 x --out "$T/x"
 expect_error prepare_missing_out "--out DIR is required" $TRAIN prepare --source pg19 "$T/books"

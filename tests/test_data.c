@@ -94,7 +94,17 @@ static int count_outputs(const char *dir) {
 static int run_prepare(SourceKind kind, const char *input, const char *out, double F, int64_t shard_tokens,
                        int threads, size_t chunk, PrepareStats *st, Err *e) {
     char *inputs[1] = {(char *)input};
-    PrepareOpts o = {kind, inputs, 1, out, F, shard_tokens, threads, chunk, 0, bpe};
+    PrepareOpts o = {.kind = kind, .inputs = inputs, .n_inputs = 1, .out_dir = out, .val_fraction = F,
+                     .shard_tokens = shard_tokens, .threads = threads, .chunk_bytes = chunk, .bpe = bpe};
+    return prepare_run(&o, st, e);
+}
+
+/* The split given: train from train_input, val from val_input (--val). */
+static int run_prepare_split(SourceKind kind, const char *train_input, const char *val_input, const char *out,
+                             int threads, PrepareStats *st, Err *e) {
+    char *inputs[1] = {(char *)train_input}, *val[1] = {(char *)val_input};
+    PrepareOpts o = {.kind = kind, .inputs = inputs, .n_inputs = 1, .val_inputs = val, .n_val_inputs = 1,
+                     .out_dir = out, .shard_tokens = 100000000, .threads = threads, .bpe = bpe};
     return prepare_run(&o, st, e);
 }
 
@@ -357,6 +367,44 @@ static void test_prepare_c4_chapters(void) {
     TokVec train = read_split(out, "train", &s);
     CHECK(same_tokens(&train, &want), "c4 tokens differ");
     CHECK(count_outputs(out) == 1, "val_fraction 0 writes no val shard");
+
+    /* C4's own split (--val): a directory holding both is refused, since
+     * taken whole its validation documents would go to training; given
+     * apart, every validation document goes to val and no other */
+    char vdir[4096], vfile[4096], from[4096], out2[4096], out3[4096];
+    snprintf(vdir, sizeof vdir, "%s/c4_split", dir);
+    mkdir(vdir, 0777);
+    snprintf(from, sizeof from, "%s/c4-train.00001-of-00002.json.gz", dir);
+    snprintf(vfile, sizeof vfile, "%s/c4-validation.00000-of-00001.json.gz", vdir);
+    size_t vlen;
+    char *vbytes = test_slurp(from, &vlen);
+    spit(vfile, vbytes, vlen);
+    snprintf(from, sizeof from, "%s/c4-train.00000-of-00002.json.gz", dir);
+    char *tbytes = test_slurp(from, &vlen);
+    snprintf(from, sizeof from, "%s/c4-train.00000-of-00001.json.gz", vdir);
+    spit(from, tbytes, vlen);
+    path_of(out2, "c4_split_out");
+    CHECK(run_prepare(SOURCE_C4, vdir, out2, 0.01, 100000000, 2, 0, &st, &e) == -1 &&
+              strstr(e.msg, "holds both C4 splits") && strstr(e.msg, "--val") && strstr(e.msg, vdir),
+          "a directory of both C4 splits: '%s'", e.msg);
+    CHECK(count_outputs(out2) == 0, "the refused run wrote shards");
+    CHECK(run_prepare_split(SOURCE_C4, from, vfile, out2, 2, &st, &e) == 0, "%s", e.msg);
+    TokVec t2 = read_split(out2, "train", &s), v2 = read_split(out2, "val", &s);
+    /* files 00000 and 00001 of the three hold chapters 0-69 and 70-139 */
+    CHECK(st.docs == 140 && st.val_docs == 70 && t2.n + v2.n < want.n && v2.n > 0 && v2.ids[0] == bpe_eot(bpe) &&
+              memcmp(t2.ids, want.ids, t2.n * sizeof *t2.ids) == 0 &&
+              memcmp(v2.ids, want.ids + t2.n, v2.n * sizeof *v2.ids) == 0,
+          "--val: %lld docs, %lld val, %zu + %zu of %zu tokens", (long long)st.docs, (long long)st.val_docs, t2.n,
+          v2.n, want.n);
+    path_of(out3, "c4_split_out1");
+    CHECK(run_prepare_split(SOURCE_C4, from, vfile, out3, 1, &st, &e) == 0 && same_dirs(out2, out3),
+          "--val: 1 and 2 threads differ");
+    CHECK(run_prepare_split(SOURCE_C4, vfile, vfile, out3, 2, &st, &e) == -1 &&
+              strstr(e.msg, "both a training and a validation"), "the same file on both sides: '%s'", e.msg);
+    tokvec_free(&t2);
+    tokvec_free(&v2);
+    free(vbytes);
+    free(tbytes);
     tokvec_free(&train);
     tokvec_free(&want);
     bpe_ctx_free(c);
