@@ -174,7 +174,7 @@ static const char *PREPARE_USAGE =
     "                     document gives its last F of tokens\n"
     "  --val INPUT...     the validation split as the corpus gives it (PG19's validation/,\n"
     "                     C4's c4-validation.*): every INPUT after --val goes to val_*.bin\n"
-    "                     whole, every one before it to train_*.bin\n"
+    "                     whole, every one before it to train_*.bin (none: val only)\n"
     "  --shard-tokens N   tokens per shard (default 100000000)\n"
     "  --threads N        default: OMP_NUM_THREADS or all cores\n";
 
@@ -222,7 +222,7 @@ static int cmd_prepare(int argc, char **argv) {
     if (!source) die("prepare: --source is required\n%s", PREPARE_USAGE);
     if (source_kind_parse(source, &o.kind)) die("prepare: --source: unknown source '%s' (pg19, jsonl or c4)", source);
     if (!o.out_dir) die("prepare: --out DIR is required\n%s", PREPARE_USAGE);
-    if (n == 0) die("prepare: no INPUT given\n%s", PREPARE_USAGE);
+    if (n == 0 && nv == 0) die("prepare: no INPUT given\n%s", PREPARE_USAGE);
     o.inputs = inputs;
     o.n_inputs = n;
     o.val_inputs = val;

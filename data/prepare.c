@@ -267,12 +267,19 @@ int prepare_run(const PrepareOpts *o, PrepareStats *st, Err *e) {
                        o->val_fraction);
     StrList files = {0};
     int first_val = INT32_MAX;
-    int rc = source_list_files(o->kind, o->inputs, o->n_inputs, &files, e);
+    int rc = o->n_inputs > 0 || o->n_val_inputs == 0 ? source_list_files(o->kind, o->inputs, o->n_inputs, &files, e) : 0;
     if (rc == 0 && o->n_val_inputs > 0) {
         first_val = files.n;
         rc = source_list_files(o->kind, o->val_inputs, o->n_val_inputs, &files, e);
         if (rc == 0) rc = check_disjoint(&files, first_val, e);
     }
+    /* a split this run writes nothing to would have its shards in out_dir
+     * removed by the commit (they are another run's): refuse instead */
+    const char *none = o->n_inputs == 0 ? "train" : o->val_fraction == 0 && o->n_val_inputs == 0 ? "val" : NULL;
+    if (rc == 0 && none && shard_dir_has(o->out_dir, none))
+        rc = err_set(e, "%s holds %s_*.bin shards, and this run writes no %s split, so they would be removed "
+                        "(they come from another run): give another --out, or remove them first",
+                     o->out_dir, none, none);
     if (rc || make_dirs(o->out_dir, e)) {
         strlist_free(&files);
         return -1;
@@ -324,9 +331,9 @@ int prepare_run(const PrepareOpts *o, PrepareStats *st, Err *e) {
         cur ^= 1;
     }
     if (rc == 0 && st->docs == 0)
-        rc = err_set(e, "%s%s: empty input: no document has any text", o->inputs[0],
-                     o->n_inputs > 1 ? " ..." : "");
-    if (rc == 0 && r.given && (r.train.total == 0 || r.val.total == 0))
+        rc = err_set(e, "%s%s: empty input: no document has any text", o->n_inputs ? o->inputs[0] : o->val_inputs[0],
+                     o->n_inputs + o->n_val_inputs > 1 ? " ..." : "");
+    if (rc == 0 && r.given && ((o->n_inputs > 0 && r.train.total == 0) || r.val.total == 0))
         rc = err_set(e, "%s%s: empty input: no %s document has any text", r.train.total ? o->val_inputs[0] : o->inputs[0],
                      (r.train.total ? o->n_val_inputs : o->n_inputs) > 1 ? " ..." : "",
                      r.train.total ? "validation" : "training");

@@ -14,7 +14,9 @@
  *
  * Or the split is given (val_inputs: PG19's validation/, C4's
  * c4-validation.*): every document of inputs goes to train and every one of
- * val_inputs to val, and val_fraction must be 0. */
+ * val_inputs to val, and val_fraction must be 0; inputs may then be none
+ * (a val split alone). A split the run writes nothing to must have no
+ * shards in out_dir already: the commit would remove them. */
 #ifndef DATA_PREPARE_H
 #define DATA_PREPARE_H
 

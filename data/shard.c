@@ -93,6 +93,16 @@ static int shard_index(const char *name, const char *prefix) {
     return (int)idx;
 }
 
+int shard_dir_has(const char *dir, const char *prefix) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *de;
+    int found = 0;
+    while (!found && (de = readdir(d)) != NULL) found = shard_index(de->d_name, prefix) >= 0;
+    closedir(d);
+    return found;
+}
+
 int shard_writer_commit(ShardWriter *w, Err *e) {
     char from[2200], to[2200];
     for (int i = 0; i < w->index; i++) {

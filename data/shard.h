@@ -41,6 +41,8 @@ int shard_writer_commit(ShardWriter *w, Err *e);
 void shard_writer_abort(ShardWriter *w);
 
 void shard_path(char *out, size_t size, const char *dir, const char *prefix, int index);
+/* Whether dir holds any <prefix>_NNNNNN.bin. */
+int shard_dir_has(const char *dir, const char *prefix);
 
 /* Reads and checks a shard's header against its file size; *ntok gets the
  * token count. Errors name the file and what is wrong. */

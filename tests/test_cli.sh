@@ -43,6 +43,15 @@ n=$(ls "$T"/pg19/validation | wc -l)
 if grep -q "($want tokens, $n documents of $(( n + $(ls "$T"/pg19/train | wc -l) )))" "$T/split.log" &&
    [ "$got" -eq "$want" ] && [ "$n" -ge 10 ]; then pass prepare_given_val_split
 else fail prepare_given_val_split "val holds $got tokens, want $want: $(tail -1 "$T/split.log")"; fi
+# a split on its own (PG19's test/ for eval), into its own directory; into
+# one holding the other split's shards it is refused, since committing would
+# remove them
+$TRAIN prepare --source pg19 --val "$T/pg19/validation" --out "$T/val_only" >/dev/null 2>&1
+if cmp -s "$T/split/val_000000.bin" "$T/val_only/val_000000.bin" && [ "$(ls "$T/val_only")" = val_000000.bin ]
+then pass prepare_val_split_alone; else fail prepare_val_split_alone "$(ls "$T/val_only")"; fi
+expect_error prepare_keeps_other_runs_shards "holds train_*.bin shards, and this run writes no train split" \
+    $TRAIN prepare --source pg19 --val "$T/pg19/validation" --out "$T/split"
+[ -f "$T/split/train_000000.bin" ] && pass prepare_refusal_removes_nothing || fail prepare_refusal_removes_nothing "gone"
 expect_error prepare_pg19_root_names_the_split "give $T/pg19/train, and $T/pg19/validation after --val" \
     $TRAIN prepare --source pg19 "$T/pg19" --out "$T/x"
 expect_error prepare_val_needs_input "--val: no INPUT after it" $TRAIN prepare --source pg19 "$T/books" --out "$T/x" --val
