@@ -281,7 +281,7 @@ static int cmd_train(int argc, char **argv) {
 /* ------------------------------------------------------------------------ */
 /* sample and eval                                                          */
 
-/* CKPT (an out_dir, a step directory, or hf:DIR) -> its directory and
+/* CKPT (an out_dir, a step directory, out_dir/best, or hf:DIR) -> its directory and
  * config: the run's own (state.json) when there is one, else defaults with
  * the shape of config.json. */
 static void load_checkpoint_config(const char *ckpt, char *dir, size_t n, Config *c) {
@@ -303,10 +303,11 @@ static const char *SAMPLE_USAGE =
     "usage: ./train sample CKPT [--prompt TEXT | --prompt-file PATH] [--max-new-tokens N]\n"
     "                      [--temperature T] [--top-k K] [--top-p P] [--seed S] [--no-cache]\n"
     "                      [key=value ...]\n"
-    "  CKPT: an out_dir (its latest checkpoint), a step directory, or hf:DIR (a\n"
-    "  Hugging Face GPT-2: config.json + model.safetensors). Defaults: the prompt\n"
-    "  is <|endoftext|>, 200 tokens, temperature 1 (0 is greedy), top-k 50,\n"
-    "  top-p 1, seed 1337. --no-cache re-runs the whole context for each token.\n"
+    "  CKPT: an out_dir (its latest checkpoint), a step directory, out_dir/best\n"
+    "  (keep_best=1), or hf:DIR (a Hugging Face GPT-2: config.json +\n"
+    "  model.safetensors). Defaults: the prompt is <|endoftext|>, 200 tokens,\n"
+    "  temperature 1 (0 is greedy), top-k 50, top-p 1, seed 1337. --no-cache\n"
+    "  re-runs the whole context for each token.\n"
     "  key=value: config keys over the checkpoint's; attention keys convert it\n"
     "  (e.g. a polynomial model sampled with attention=polysketch: the kind's\n"
     "  tensors the checkpoint lacks start from the initialisation of its seed key).\n";
@@ -409,7 +410,8 @@ static int cmd_sample(int argc, char **argv) {
 
 static const char *EVAL_USAGE =
     "usage: ./train eval CKPT [--positions N] [key=value ...]\n"
-    "  the validation loss of a checkpoint (an out_dir, a step directory or hf:DIR)\n"
+    "  the validation loss of a checkpoint (an out_dir, a step directory, out_dir/best\n"
+    "  or hf:DIR)\n"
     "  key=value: config keys over the checkpoint's, e.g. val_data=shards/moby/val_*.bin\n"
     "  eval_steps=20 (default: all of val_data)\n"
     "  --positions N: the loss in each of N equal spans of the window's positions too\n";

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -225,7 +226,7 @@ static int write_tensors(const char *path, const GPT2 *m, const float *const *ba
 /* ------------------------------------------------------------------------ */
 /* save                                                                     */
 
-static void prune(const char *out_dir, int keep, const char *newest) {
+static void prune(const char *out_dir, int keep, const char *newest, int64_t best_step) {
     DIR *d = opendir(out_dir);
     if (!d) return;
     long steps[4096];
@@ -247,7 +248,7 @@ static void prune(const char *out_dir, int keep, const char *newest) {
             }
         char name[64], path[CONFIG_STR + 80];
         snprintf(name, sizeof name, "step_%08ld", steps[i]);
-        if (i < keep || strcmp(name, newest) == 0) continue;
+        if (i < keep || strcmp(name, newest) == 0 || steps[i] == best_step) continue;
         snprintf(path, sizeof path, "%s/%s", out_dir, name);
         rm_rf(path);
     }
@@ -290,6 +291,9 @@ int checkpoint_save(const char *out_dir, const GPT2 *m, const float *adam_m, con
                                   (json_int_t)st->step, "loader", "epoch", (json_int_t)st->loader.epoch, "shard",
                                   (json_int_t)st->loader.shard, "sample", (json_int_t)st->loader.sample, "rng", r[0],
                                   r[1], r[2], r[3], "files", fs, "config", config_json(c));
+        if (st->best_step >= 0)
+            json_object_set_new(state, "best", json_pack("{s:I, s:f}", "step", (json_int_t)st->best_step, "val_loss",
+                                                         st->best_val));
         char hex[16]; /* state.json checks itself */
         checkpoint_state_checksum(state, hex);
         json_object_set_new(state, "checksum", json_string(hex));
@@ -309,22 +313,26 @@ int checkpoint_save(const char *out_dir, const GPT2 *m, const float *adam_m, con
     }
     if (rc == 0 && rename(tmp, final) != 0) rc = err_sys(e, "cannot rename %s to %s", tmp, final);
     if (rc == 0) rc = fsync_path(out_dir, e);
-    if (rc == 0) {
-        char line[80], ltmp[CONFIG_STR + 80], latest[CONFIG_STR + 80];
-        snprintf(line, sizeof line, "%s\n", name);
-        snprintf(ltmp, sizeof ltmp, "%s/.latest.tmp", out_dir);
-        snprintf(latest, sizeof latest, "%s/latest", out_dir);
-        rc = write_text(ltmp, line, NULL, NULL, e);
-        if (rc == 0 && rename(ltmp, latest) != 0) rc = err_sys(e, "cannot rename %s to %s", ltmp, latest);
-        if (rc == 0) rc = fsync_path(out_dir, e);
-    }
+    if (rc == 0) rc = checkpoint_point(out_dir, "latest", st->step, e);
+    if (rc == 0 && st->best_step == st->step) rc = checkpoint_point(out_dir, "best", st->step, e);
     if (rc) {
         rm_rf(tmp); /* the previous checkpoint and `latest` are untouched */
         return -1;
     }
     rm_rf(old);
-    prune(out_dir, c->keep_checkpoints, name);
+    prune(out_dir, c->keep_checkpoints, name, st->best_step);
     return 0;
+}
+
+int checkpoint_point(const char *out_dir, const char *link, int64_t step, Err *e) {
+    char line[80], tmp[CONFIG_STR + 80], path[CONFIG_STR + 80];
+    snprintf(line, sizeof line, "step_%08lld\n", (long long)step);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", out_dir, link);
+    snprintf(path, sizeof path, "%s/%s", out_dir, link);
+    int rc = write_text(tmp, line, NULL, NULL, e);
+    if (rc == 0 && rename(tmp, path) != 0) rc = err_sys(e, "cannot rename %s to %s", tmp, path);
+    if (rc == 0) rc = fsync_path(out_dir, e);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -343,7 +351,18 @@ int checkpoint_resolve(const char *ckpt, char *dir, size_t n, Err *e) {
         snprintf(dir, n, "%s", ckpt);
         return 0;
     }
-    snprintf(p, sizeof p, "%s/latest", ckpt);
+    char parent[CONFIG_STR + 8];
+    struct stat sb;
+    if (stat(ckpt, &sb) == 0 && S_ISREG(sb.st_mode)) { /* out_dir/latest or out_dir/best itself */
+        snprintf(p, sizeof p, "%s", ckpt);
+        snprintf(parent, sizeof parent, "%s", ckpt);
+        char *slash = strrchr(parent, '/');
+        if (slash) *slash = 0;
+        else snprintf(parent, sizeof parent, ".");
+    } else {
+        snprintf(p, sizeof p, "%s/latest", ckpt);
+        snprintf(parent, sizeof parent, "%s", ckpt);
+    }
     FILE *f = fopen(p, "r");
     if (!f) return err_set(e, "%s: not a checkpoint (no model.safetensors) nor an out_dir with one (no 'latest')", ckpt);
     char name[256] = "";
@@ -351,7 +370,7 @@ int checkpoint_resolve(const char *ckpt, char *dir, size_t n, Err *e) {
     fclose(f);
     name[strcspn(name, "\r\n")] = 0;
     if (!name[0] || strchr(name, '/')) return err_set(e, "%s: malformed; expected the name of a step_ directory", p);
-    snprintf(dir, n, "%s/%s", ckpt, name);
+    snprintf(dir, n, "%s/%s", parent, name);
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     if (access(p, F_OK) != 0) return err_set(e, "%s names %s, which has no model.safetensors", ckpt, dir);
     return 0;
@@ -471,8 +490,14 @@ int checkpoint_read_state(const char *dir, TrainState *st, Config *saved, Err *e
             break;
         }
     }
+    json_t *best = json_object_get(o, "best");
+    if (rc == 0 && best && (!json_is_integer(json_object_get(best, "step")) ||
+                            !json_is_number(json_object_get(best, "val_loss"))))
+        rc = err_set(e, "%s: malformed \"best\": expected {\"step\": integer, \"val_loss\": number}", path);
     if (rc == 0) {
         st->step = json_integer_value(step);
+        st->best_step = best ? json_integer_value(json_object_get(best, "step")) : -1;
+        st->best_val = best ? json_number_value(json_object_get(best, "val_loss")) : INFINITY;
         st->loader.epoch = json_integer_value(json_object_get(ld, "epoch"));
         st->loader.shard = json_integer_value(json_object_get(ld, "shard"));
         st->loader.sample = json_integer_value(json_object_get(ld, "sample"));

@@ -31,18 +31,23 @@ typedef struct {
     int64_t step;          /* optimiser steps done */
     LoaderPos loader;      /* the training loader's next position */
     Rng rng;               /* the run's RNG */
+    int64_t best_step;     /* keep_best: the step of the lowest validation loss so far; -1: none */
+    double best_val;       /* that loss */
 } TrainState;
 
-/* Writes out_dir/step_<step>/ atomically, points `latest` at it, and keeps
- * the newest c->keep_checkpoints. */
+/* Writes out_dir/step_<step>/ atomically, points `latest` at it (and `best`
+ * when st->best_step is this step), and keeps the newest
+ * c->keep_checkpoints and st->best_step's. */
 int checkpoint_save(const char *out_dir, const GPT2 *m, const float *adam_m, const float *adam_v,
                     const Config *c, const TrainState *st, Err *e);
 
-/* CKPT -> a checkpoint directory: a directory holding model.safetensors, or
- * an out_dir whose `latest` names one. */
+/* CKPT -> a checkpoint directory: a directory holding model.safetensors, an
+ * out_dir whose `latest` names one, or such a file itself (out_dir/best). */
 int checkpoint_resolve(const char *ckpt, char *dir, size_t n, Err *e);
 /* Whether out_dir has a `latest` checkpoint. */
 int checkpoint_exists(const char *out_dir);
+/* Points out_dir/<link> (latest, best) at step_<step>, atomically. */
+int checkpoint_point(const char *out_dir, const char *link, int64_t step, Err *e);
 
 /* Model shape and attention keys from dir/config.json (ours or Hugging
  * Face's) into c. */

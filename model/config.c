@@ -51,6 +51,7 @@ static const Key KEYS[] = {
     {"eval_steps", K_INT, F(eval_steps), "20", 1, 1 << 30, NULL, "val batches per eval"},
     {"checkpoint_interval", K_INT, F(checkpoint_interval), "0", 0, 1 << 30, NULL, "steps between checkpoints; 0: only at the end"},
     {"keep_checkpoints", K_INT, F(keep_checkpoints), "3", 1, 1 << 20, NULL, "newest checkpoints kept"},
+    {"keep_best", K_INT, F(keep_best), "0", 0, 1, NULL, "1: checkpoint each new lowest val loss, kept as out_dir/best"},
     {"out_dir", K_STR, F(out_dir), "runs/default", 0, 0, NULL, "metrics and checkpoints"},
     {"seed", K_I64, F(seed), "1337", 0, 9.2e18, NULL, "initialisation and data order"},
     {"threads", K_INT, F(threads), "0", 0, 1024, NULL, "OpenMP threads; 0 is OMP_NUM_THREADS or all cores"},

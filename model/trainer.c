@@ -299,6 +299,8 @@ static int setup(Run *r, Err *e) {
     r->targets = malloc(bt * sizeof(int));
     if (!r->adam_m || !r->adam_v || !r->inputs || !r->targets) return err_set(e, "out of memory for optimiser state");
     rng_seed(&r->st.rng, (uint64_t)c->seed, 0x72756e);
+    r->st.best_step = -1;
+    r->st.best_val = INFINITY;
     r->saved_step = -1;
 
     char path[CONFIG_STR + 32];
@@ -314,6 +316,11 @@ static int setup(Run *r, Err *e) {
         r->st = st;
         r->saved_step = st.step;
         printf("resumed from %s at step %lld\n", ckpt, (long long)st.step);
+        char best[CONFIG_STR + 32];
+        snprintf(best, sizeof best, "%s/step_%08lld", c->out_dir, (long long)st.best_step);
+        struct stat sb; /* a kill between `latest` and `best` left `best` behind: point it again */
+        if (st.best_step >= 0 && stat(best, &sb) == 0 && checkpoint_point(c->out_dir, "best", st.best_step, e))
+            return -1;
     } else if (init[0]) {
         char note[3200];
         if (checkpoint_init_model(init, &r->model, (uint64_t)c->seed, note, sizeof note, e)) return -1;
@@ -424,9 +431,15 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
         printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f ms | %.0f tok/s | MFU %.1f%% | ETA %s\n", step,
                c->max_steps, loss, lr, norm, dt * 1e3, tokens / dt, 100 * flops / dt / (c->peak_gflops * 1e9), eta);
         int do_eval = r->has_val && c->eval_interval > 0 && (step % c->eval_interval == 0 || step == c->max_steps);
+        int new_best = 0;
         if (do_eval) {
             if (evaluate(r, &val, e)) return -1;
-            printf("step %5d | val loss %.4f\n", step, val);
+            new_best = c->keep_best && val < r->st.best_val;
+            printf("step %5d | val loss %.4f%s\n", step, val, new_best ? " (best so far: checkpointed as best)" : "");
+            if (new_best) {
+                r->st.best_step = step;
+                r->st.best_val = val;
+            }
         }
         char row[256], vs[32] = "";
         if (do_eval) snprintf(vs, sizeof vs, "%.6f", val);
@@ -434,7 +447,7 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
         fputs(row, r->metrics); /* one write: a kill leaves a whole row or a cut last line */
         fflush(r->metrics);
         r->st.step = step;
-        if ((c->checkpoint_interval > 0 && step % c->checkpoint_interval == 0) || (stop && *stop)) {
+        if ((c->checkpoint_interval > 0 && step % c->checkpoint_interval == 0) || new_best || (stop && *stop)) {
             if (save(r, e)) return -1;
         }
         fflush(stdout);

@@ -34,17 +34,17 @@ else fail resume_is_bit_identical "$(head -3 "$T/rewound.log")"; fi
 # dropout draws its masks from (seed, step, micro-batch) alone: a run resumed
 # on another thread count draws the same ones, and ends the same, bit for bit
 d="dropout=0.2 grad_accum=2 max_steps=12 eval_interval=6"
-$TRAIN "$T/tiny.cfg" out_dir="$T/drop" $d threads=2 >"$T/drop.log" 2>&1 || fail dropout_run "$(tail -2 "$T/drop.log")"
-cp -r "$T/drop" "$T/drop_r"
-rm -rf "$T/drop_r/step_00000012" && echo step_00000010 >"$T/drop_r/latest"
-$TRAIN "$T/tiny.cfg" out_dir="$T/drop_r" $d threads=1 >"$T/drop_r.log" 2>&1
+$TRAIN "$T/tiny.cfg" out_dir="$T/dropout" $d threads=2 >"$T/dropout.log" 2>&1 || fail dropout_run "$(tail -2 "$T/dropout.log")"
+cp -r "$T/dropout" "$T/dropout_r"
+rm -rf "$T/dropout_r/step_00000012" && echo step_00000010 >"$T/dropout_r/latest"
+$TRAIN "$T/tiny.cfg" out_dir="$T/dropout_r" $d threads=1 >"$T/dropout_r.log" 2>&1
 $TRAIN "$T/tiny.cfg" out_dir="$T/nodrop" ${d/dropout=0.2/dropout=0} max_steps=1 >"$T/nodrop.log" 2>&1
-if grep -q "at step 10" "$T/drop_r.log" && cmp -s <(losses "$T/drop") <(losses "$T/drop_r") &&
-   cmp -s "$T/drop/step_00000012/model.safetensors" "$T/drop_r/step_00000012/model.safetensors" &&
-   [ "$(sed -n 3p "$T/drop/metrics.csv" | cut -d, -f2)" != "$(sed -n 3p "$T/nodrop/metrics.csv" | cut -d, -f2)" ] &&
-   [ "$(sed -n 2p "$T/drop/metrics.csv" | cut -d, -f3)" = "$(sed -n 2p "$T/nodrop/metrics.csv" | cut -d, -f3)" ]; then
+if grep -q "at step 10" "$T/dropout_r.log" && cmp -s <(losses "$T/dropout") <(losses "$T/dropout_r") &&
+   cmp -s "$T/dropout/step_00000012/model.safetensors" "$T/dropout_r/step_00000012/model.safetensors" &&
+   [ "$(sed -n 3p "$T/dropout/metrics.csv" | cut -d, -f2)" != "$(sed -n 3p "$T/nodrop/metrics.csv" | cut -d, -f2)" ] &&
+   [ "$(sed -n 2p "$T/dropout/metrics.csv" | cut -d, -f3)" = "$(sed -n 2p "$T/nodrop/metrics.csv" | cut -d, -f3)" ]; then
     pass dropout_resumes_bit_identical_on_any_thread_count
-else fail dropout_resumes_bit_identical_on_any_thread_count "$(tail -2 "$T/drop_r.log")"; fi
+else fail dropout_resumes_bit_identical_on_any_thread_count "$(tail -2 "$T/dropout_r.log")"; fi
 
 # kill -9 at random moments (mid-step, mid-checkpoint), resume each time:
 # after 3% to 35% of an uninterrupted run's time. A run that ends before
@@ -135,4 +135,24 @@ $TRAIN "$T/soft.cfg" out_dir="$T/keep2" init_from="$T/conv" max_steps=1 >"$T/kee
 grep -qE "^model: .*polysketch attention" "$T/keep.log" && ! grep -q "no attention tensors" "$T/keep.log" &&
     grep -q "attention tensors qk_norm.weight, .* have no place in a softmax model" "$T/drop.log" &&
     pass init_from_keeps_source_kind || fail init_from_keeps_source_kind "$(head -3 "$T/keep.log") / $(head -3 "$T/drop.log")"
+# keep_best: each new lowest validation loss is checkpointed and `best`
+# names it (the lowest in metrics.csv), kept when keep_checkpoints prunes;
+# CKPT may be that file; a resume points `best` again from state.json
+head -c 30000 assets/moby_dick.txt >"$T/kb.txt"
+$TRAIN prepare --source pg19 "$T/kb.txt" --out "$T/kbd" --val-fraction 0.2 >/dev/null 2>&1
+cat "$T/tiny.cfg" >"$T/best.cfg"
+printf 'n_embd = 64\nbatch_size = 8\nseq_len = 64\nlr = 1e-2\nwarmup_steps = 2\nschedule = constant\nmax_steps = 30\neval_interval = 5\neval_steps = 2\ncheckpoint_interval = 0\nkeep_checkpoints = 1\nkeep_best = 1\n' >>"$T/best.cfg"
+printf 'train_data = %s\nval_data = %s\n' "$T/kbd/train_*.bin" "$T/kbd/val_*.bin" >>"$T/best.cfg"
+$TRAIN "$T/best.cfg" out_dir="$T/best" >"$T/best.log" 2>&1
+lowest=$(awk -F, 'NR > 2 && $3 != "" { if (min == "" || $3 < min) { min = $3; s = $1 } } END { printf "step_%08d", s }' "$T/best/metrics.csv")
+val=$(awk -F, -v s="$lowest" 'NR > 2 && $3 != "" && sprintf("step_%08d", $1) == s { printf "%.4f", $3 }' "$T/best/metrics.csv")
+$TRAIN eval "$T/best/best" eval_steps=2 >"$T/best_eval.log" 2>&1
+if [ "$(cat "$T/best/best")" = "$lowest" ] && [ -f "$T/best/$lowest/model.safetensors" ] &&
+   [ "$(ls -d "$T"/best/step_* | wc -l)" -le 2 ] && [ -d "$T/best/step_00000030" ] &&
+   grep -q "val loss $val," "$T/best_eval.log"; then pass keep_best_names_lowest_val_loss
+else fail keep_best_names_lowest_val_loss "best $(cat "$T/best/best" 2>/dev/null), lowest $lowest ($val): $(cat "$T/best_eval.log")"; fi
+rm "$T/best/best"
+$TRAIN "$T/best.cfg" out_dir="$T/best" max_steps=31 >"$T/best2.log" 2>&1
+[ "$(cat "$T/best/best" 2>/dev/null)" = "$lowest" ] && [ -d "$T/best/$lowest" ] && pass keep_best_survives_resume ||
+    fail keep_best_survives_resume "best $(cat "$T/best/best" 2>/dev/null), want $lowest: $(tail -2 "$T/best2.log")"
 exit 0
