@@ -213,6 +213,8 @@ int config_validate(const Config *c, int need_train, Err *e) {
             return err_set(e, "attn_block (%d) must divide seq_len (%d)", c->attn_block, c->seq_len);
     }
     if (need_train && !c->train_data[0]) return err_set(e, "train_data: required (a glob of shards from ./train prepare)");
+    if (need_train && c->keep_best && (!c->val_data[0] || c->eval_interval == 0))
+        return err_set(e, "keep_best: needs a validation loss to compare (val_data set and eval_interval > 0)");
     return 0;
 }
 

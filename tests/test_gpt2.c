@@ -439,7 +439,8 @@ static void test_chunked_head(void) {
 }
 
 /* recompute=1: the LayerNorm and GELU outputs computed again in backward
- * instead of kept per layer give the same loss and gradients, bit for bit,
+ * instead of kept per layer give the same loss and gradients, bit for bit
+ * (with dropout too),
  * from (L - 1) x 6 x B x T x C fewer floats of activations. */
 static void test_recompute(void) {
     GPT2 keep, again;
@@ -453,11 +454,17 @@ static void test_recompute(void) {
           keep.n_acts - again.n_acts, saved);
     gpt2_init(&keep, 9);
     gpt2_init(&again, 9);
-    for (int step = 0; step < 2; step++) { /* the second time over activations the first left behind */
+    for (int step = 0; step < 4; step++) { /* again over activations the first left behind; then with dropout */
+        keep.cfg.dropout = again.cfg.dropout = step < 2 ? 0.0f : 0.3f;
+        keep.training = again.training = 1;
+        keep.dropout_key = again.dropout_key = 77 + (uint64_t)step;
+        memset(keep.grads, 0, keep.n_params * sizeof(float));
+        memset(again.grads, 0, again.n_params * sizeof(float));
         float a = gpt2_forward_backward(&keep, inputs, targets, B, T, 1.0f);
         float b = gpt2_forward_backward(&again, inputs, targets, B, T, 1.0f);
         CHECK(a == b && memcmp(keep.grads, again.grads, keep.n_params * sizeof(float)) == 0,
-              "pass %d: recompute changes the loss (%.9g vs %.9g) or the gradients", step, b, a);
+              "pass %d (dropout %.1f): recompute changes the loss (%.9g vs %.9g) or the gradients", step,
+              (double)keep.cfg.dropout, b, a);
     }
     gpt2_free(&keep);
     gpt2_free(&again);
