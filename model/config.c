@@ -52,6 +52,7 @@ static const Key KEYS[] = {
     {"checkpoint_interval", K_INT, F(checkpoint_interval), "0", 0, 1 << 30, NULL, "steps between checkpoints; 0: only at the end"},
     {"keep_checkpoints", K_INT, F(keep_checkpoints), "3", 1, 1 << 20, NULL, "newest checkpoints kept"},
     {"keep_best", K_INT, F(keep_best), "0", 0, 1, NULL, "1: checkpoint each new lowest val loss, kept as out_dir/best"},
+    {"patience", K_INT, F(patience), "0", 0, 1 << 30, NULL, "with keep_best: stop after this many evals without a new best; 0 is off"},
     {"out_dir", K_STR, F(out_dir), "runs/default", 0, 0, NULL, "metrics and checkpoints"},
     {"seed", K_I64, F(seed), "1337", 0, 9.2e18, NULL, "initialisation and data order"},
     {"threads", K_INT, F(threads), "0", 0, 1024, NULL, "OpenMP threads; 0 is OMP_NUM_THREADS or all cores"},
@@ -215,6 +216,8 @@ int config_validate(const Config *c, int need_train, Err *e) {
     if (need_train && !c->train_data[0]) return err_set(e, "train_data: required (a glob of shards from ./train prepare)");
     if (need_train && c->keep_best && (!c->val_data[0] || c->eval_interval == 0))
         return err_set(e, "keep_best: needs a validation loss to compare (val_data set and eval_interval > 0)");
+    if (need_train && c->patience && !c->keep_best)
+        return err_set(e, "patience: %d needs keep_best=1 (it counts evaluations since the best one)", c->patience);
     return 0;
 }
 

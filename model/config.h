@@ -31,7 +31,7 @@ typedef struct {
     double beta1, beta2, eps, weight_decay, grad_clip, dropout;
     /* run */
     int batch_size, seq_len, grad_accum, max_steps, eval_interval, eval_steps;
-    int checkpoint_interval, keep_checkpoints, keep_best;
+    int checkpoint_interval, keep_checkpoints, keep_best, patience;
     char out_dir[CONFIG_STR];
     int64_t seed;
     int threads, shuffle;

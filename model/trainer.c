@@ -361,6 +361,15 @@ static void teardown(Run *r) {
     if (r->metrics) fclose(r->metrics);
 }
 
+/* patience: whether the last `patience` evaluations (every eval_interval
+ * steps, counted from the step done) brought no new best. A function of
+ * the state alone, so a resumed run agrees. */
+static int stalled(const Run *r) {
+    const Config *c = r->c;
+    if (!c->patience || r->st.best_step < 0 || c->eval_interval <= 0) return 0;
+    return r->st.step / c->eval_interval - r->st.best_step / c->eval_interval >= c->patience;
+}
+
 static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *e) {
     const Config *c = r->c;
     GPT2 *m = &r->model;
@@ -388,6 +397,11 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
     }
     double timed = 0;
     int timed_steps = 0;
+    if (first <= c->max_steps && stalled(r)) {
+        printf("stopped early before (patience %d: no new best since step %lld); nothing to train\n", c->patience,
+               (long long)r->st.best_step);
+        first = c->max_steps + 1;
+    }
     for (int step = first; step <= c->max_steps; step++) {
         double t0 = now();
         float lr = lr_at(step - 1, c->max_steps, c->warmup_steps, (float)c->lr, (float)c->min_lr, sched);
@@ -454,6 +468,11 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
         if (stop && *stop) {
             printf("stopped by a signal after step %d; resume with the same command\n", step);
             return 0;
+        }
+        if (do_eval && stalled(r)) {
+            printf("early stop after step %d: %d evaluations without a new best (val loss %.4f at step %lld, "
+                   "out_dir/best)\n", step, c->patience, r->st.best_val, (long long)r->st.best_step);
+            break;
         }
     }
     if (r->saved_step != r->st.step && save(r, e)) return -1;

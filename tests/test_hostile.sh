@@ -41,6 +41,7 @@ expect_error zero_seq_len "seq_len: '0' is not an integer in [1," $TRAIN "$C" se
 expect_error lr_not_a_number "lr: 'fast' is not a number" $TRAIN "$C" lr=fast
 expect_error lr_nan "lr: 'nan' is not a number" $TRAIN "$C" lr=nan
 expect_error keep_best_without_eval "keep_best: needs a validation loss" $TRAIN "$C" keep_best=1 eval_interval=0
+expect_error patience_without_keep_best "patience: 2 needs keep_best=1" $TRAIN "$C" patience=2
 expect_error dropout_of_one "dropout: '1' is not a number in [0, 0.95]" $TRAIN "$C" dropout=1
 expect_error heads_divide_width "n_embd (32) must be divisible by n_head (3)" $TRAIN "$C" n_head=3
 expect_error seq_len_le_block "seq_len (128) must be at most block_size (64)" $TRAIN "$C" seq_len=128

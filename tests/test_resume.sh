@@ -155,4 +155,16 @@ rm "$T/best/best"
 $TRAIN "$T/best.cfg" out_dir="$T/best" max_steps=31 >"$T/best2.log" 2>&1
 [ "$(cat "$T/best/best" 2>/dev/null)" = "$lowest" ] && [ -d "$T/best/$lowest" ] && pass keep_best_survives_resume ||
     fail keep_best_survives_resume "best $(cat "$T/best/best" 2>/dev/null), want $lowest: $(tail -2 "$T/best2.log")"
+# patience: the run stops at the first evaluation that makes `patience`
+# without a new best (found from the run above, whose steps up to there it
+# repeats bit for bit), with a final checkpoint; run again, it trains nothing
+read -r want wbest < <(awk -F, 'NR > 2 && $3 != "" { if (b == "" || $3 < min) { min = $3; b = $1 } else if (int($1 / 5) - int(b / 5) >= 1) { printf "%d step_%08d\n", $1, b; exit } }' "$T/best/metrics.csv")
+$TRAIN "$T/best.cfg" out_dir="$T/patient" patience=1 >"$T/patient.log" 2>&1
+$TRAIN "$T/best.cfg" out_dir="$T/patient" patience=1 >"$T/patient2.log" 2>&1
+if [ -n "$want" ] && grep -q "early stop after step $want: 1 evaluations without a new best" "$T/patient.log" &&
+   [ "$(cat "$T/patient/latest")" = "$(printf step_%08d "$want")" ] && [ "$(cat "$T/patient/best")" = "$wbest" ] &&
+   cmp -s <(head -n $((want + 2)) "$T/best/metrics.csv" | cut -d, -f1-5) <(cut -d, -f1-5 "$T/patient/metrics.csv") &&
+   grep -q "stopped early before" "$T/patient2.log" && ! grep -qE "^step +[0-9]+/" "$T/patient2.log"; then
+    pass patience_stops_early_and_stays_stopped
+else fail patience_stops_early_and_stays_stopped "want step '$want': $(grep -E "early|stopped" "$T/patient.log" "$T/patient2.log")"; fi
 exit 0
