@@ -470,8 +470,9 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
             return 0;
         }
         if (do_eval && stalled(r)) {
-            printf("early stop after step %d: %d evaluations without a new best (val loss %.4f at step %lld, "
-                   "out_dir/best)\n", step, c->patience, r->st.best_val, (long long)r->st.best_step);
+            printf("early stop after step %d: no new best in %d evaluation%s (the best: val loss %.4f at step %lld, "
+                   "out_dir/best)\n", step, c->patience, c->patience == 1 ? "" : "s", r->st.best_val,
+                   (long long)r->st.best_step);
             break;
         }
     }

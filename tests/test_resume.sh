@@ -161,7 +161,7 @@ $TRAIN "$T/best.cfg" out_dir="$T/best" max_steps=31 >"$T/best2.log" 2>&1
 read -r want wbest < <(awk -F, 'NR > 2 && $3 != "" { if (b == "" || $3 < min) { min = $3; b = $1 } else if (int($1 / 5) - int(b / 5) >= 1) { printf "%d step_%08d\n", $1, b; exit } }' "$T/best/metrics.csv")
 $TRAIN "$T/best.cfg" out_dir="$T/patient" patience=1 >"$T/patient.log" 2>&1
 $TRAIN "$T/best.cfg" out_dir="$T/patient" patience=1 >"$T/patient2.log" 2>&1
-if [ -n "$want" ] && grep -q "early stop after step $want: 1 evaluations without a new best" "$T/patient.log" &&
+if [ -n "$want" ] && grep -q "early stop after step $want: no new best in 1 evaluation (" "$T/patient.log" &&
    [ "$(cat "$T/patient/latest")" = "$(printf step_%08d "$want")" ] && [ "$(cat "$T/patient/best")" = "$wbest" ] &&
    cmp -s <(head -n $((want + 2)) "$T/best/metrics.csv" | cut -d, -f1-5) <(cut -d, -f1-5 "$T/patient/metrics.csv") &&
    grep -q "stopped early before" "$T/patient2.log" && ! grep -qE "^step +[0-9]+/" "$T/patient2.log"; then
