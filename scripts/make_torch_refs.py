@@ -102,6 +102,17 @@ def forward(p, idx, attention=softmax_attention, cfg=CFG, drop=None):
     return x @ p["transformer.wte.weight"].t()
 
 
+def loss_and_grads(p, logits, targets, out):
+    """The cross-entropy of logits, its backward; the loss, the logits and every gradient of p into out."""
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    loss.backward()
+    out["loss"] = loss.detach().reshape(())
+    out["logits"] = logits.detach()
+    for k, v in p.items():
+        out["grad." + k] = v.grad.detach().clone()
+    return loss
+
+
 def write_safetensors(path, tensors, metadata):
     header, blobs, off = {"__metadata__": metadata}, [], 0
     for name, t in tensors.items():
@@ -129,13 +140,7 @@ def main():
     out["inputs"] = inputs.to(torch.int32)
     out["targets"] = targets.to(torch.int32)
 
-    logits = forward(p, inputs)
-    loss = torch.nn.functional.cross_entropy(logits.view(-1, V), targets.view(-1))
-    loss.backward()
-    out["loss"] = loss.detach().reshape(())
-    out["logits"] = logits.detach()
-    for k, v in p.items():
-        out["grad." + k] = v.grad.detach().clone()
+    loss_and_grads(p, forward(p, inputs), targets, out)
 
     # 5 AdamW steps on the same batch: decay on 2-D weights only, clipping on
     decay = [v for v in p.values() if v.dim() == 2]
@@ -232,13 +237,7 @@ def dropout_refs():
         kept.append(keep.float().mean().item())
         return (x * scale) * keep.float()
 
-    logits = forward(p, inputs, drop=drop)
-    loss = torch.nn.functional.cross_entropy(logits.view(-1, V), targets.view(-1))
-    loss.backward()
-    out["loss"] = loss.detach().reshape(())
-    out["logits"] = logits.detach()
-    for k, v in p.items():
-        out["grad." + k] = v.grad.detach().clone()
+    loss = loss_and_grads(p, forward(p, inputs, drop=drop), targets, out)
     with torch.no_grad():  # the same model without dropout, for contrast
         plain = torch.nn.functional.cross_entropy(forward(p, inputs).view(-1, V), targets.view(-1))
     out["loss_without_dropout"] = plain.reshape(())
