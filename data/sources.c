@@ -71,14 +71,15 @@ int source_list_files(SourceKind kind, char *const *inputs, int n, StrList *file
         if (S_ISDIR(st.st_mode)) {
             int before = files->n;
             if (list_dir(kind, inputs[i], files, e)) return -1;
-            char sub[4096];
-            snprintf(sub, sizeof sub, "%s/train", inputs[i]);
-            if (files->n == before && kind == SOURCE_PG19 && stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-                return err_set(e, "%s: empty input: no %s in this directory (PG19's release is split in train/, "
-                               "validation/ and test/: give %s/train, and %s/validation after --val)",
-                               inputs[i], what[kind], inputs[i], inputs[i]);
-            if (files->n == before)
+            if (files->n == before) {
+                char sub[4096];
+                snprintf(sub, sizeof sub, "%s/train", inputs[i]);
+                if (kind == SOURCE_PG19 && stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+                    return err_set(e, "%s: empty input: no %s in this directory (PG19's release is split in train/, "
+                                   "validation/ and test/: give %s/train, and %s/validation after --val)",
+                                   inputs[i], what[kind], inputs[i], inputs[i]);
                 return err_set(e, "%s: empty input: no %s in this directory", inputs[i], what[kind]);
+            }
             int train = 0, val = 0;
             for (int k = before; kind == SOURCE_C4 && k < files->n; k++) {
                 const char *base = strrchr(files->s[k], '/') + 1;

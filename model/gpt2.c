@@ -258,6 +258,16 @@ const float *gpt2_logits(const GPT2 *m, int pos) {
     return m->a.logits + (size_t)(pos - m->logits_from) * m->cfg.vocab_size;
 }
 
+/* The gradient reaching a residual branch's output (dropout site `site`):
+ * d->dres itself, or with dropout d->dres through the site's mask, in d->dC1
+ * (free at both places backward asks, until the MLP's or qkv's input
+ * gradient is written there). */
+static const float *branch_grad(GPT2 *m, size_t n, int site) {
+    if (!m->fwd_dropout) return m->d.dres;
+    dropout_apply(m->d.dC1, m->d.dres, n, m->cfg.dropout, m->fwd_key, site);
+    return m->d.dC1;
+}
+
 /* Backward from lnf's gradient in d->dC1 down to the embeddings. */
 static void body_backward(GPT2 *m) {
     const GPT2Config *c = &m->cfg;
@@ -267,8 +277,6 @@ static void body_backward(GPT2 *m) {
     ActTensors *a = &m->a;
     GradScratch *d = &m->d;
     const size_t nC = (size_t)BT * C;
-    const int drop = m->fwd_dropout;
-    const uint64_t key = m->fwd_key;
 
     memset(d->dres, 0, nC * sizeof(float));
     float *last = a->residual3 + (size_t)(L - 1) * nC;
@@ -284,14 +292,8 @@ static void body_backward(GPT2 *m) {
                               p->ln2b + l * C, BT, C);
             gelu_forward(fch_gelu, a->fch + 4 * lC, BT * 4 * C);
         }
-        /* residual3 = residual2 + dropout(fcproj): dres flows to both (through
-         * the mask, in dC1, which is free until the MLP's input gradient) */
-        const float *dbranch = d->dres;
-        if (drop) {
-            dropout_apply(d->dC1, d->dres, nC, c->dropout, key, 2 + 2 * l);
-            dbranch = d->dC1;
-        }
-        matmul_backward(d->d4C, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, dbranch,
+        /* residual3 = residual2 + dropout(fcproj): dres flows to both */
+        matmul_backward(d->d4C, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, branch_grad(m, nC, 2 + 2 * l),
                         fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, c->bf16);
         gelu_backward(d->d4C, a->fch + 4 * lC, d->d4C, BT * 4 * C); /* in place: element by element */
         matmul_backward(d->dC1, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, d->d4C, ln2,
@@ -299,13 +301,8 @@ static void body_backward(GPT2 *m) {
         layernorm_backward(d->dres, g->ln2w + l * C, g->ln2b + l * C, d->dC1, a->residual2 + lC,
                            p->ln2w + l * C, a->ln2_mean + lB, a->ln2_rstd + lB, BT, C);
         /* residual2 = res + dropout(attproj) */
-        dbranch = d->dres;
-        if (drop) {
-            dropout_apply(d->dC1, d->dres, nC, c->dropout, key, 1 + 2 * l);
-            dbranch = d->dC1;
-        }
-        matmul_backward(d->dC2, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, dbranch, a->atty + lC,
-                        p->attprojw + (size_t)l * C * C, BT, C, C, c->bf16);
+        matmul_backward(d->dC2, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, branch_grad(m, nC, 1 + 2 * l),
+                        a->atty + lC, p->attprojw + (size_t)l * C * C, BT, C, C, c->bf16);
         memset(d->dqkv, 0, 3 * nC * sizeof(float));
         c->kind->backward(&c->attn, p->attn + l * na, a->qkv + 3 * lC, a->atty + lC, a->attsaved + l * ns,
                           d->dC2, d->dqkv, g->attn + l * na, B, T);
@@ -314,7 +311,7 @@ static void body_backward(GPT2 *m) {
         layernorm_backward(d->dres, g->ln1w + l * C, g->ln1b + l * C, d->dC1, res, p->ln1w + l * C,
                            a->ln1_mean + lB, a->ln1_rstd + lB, BT, C);
     }
-    if (drop) dropout_apply(d->dres, d->dres, nC, c->dropout, key, 0);
+    if (m->fwd_dropout) dropout_apply(d->dres, d->dres, nC, c->dropout, m->fwd_key, 0);
     encoder_backward(g->wte, g->wpe, d->dres, m->inputs, B, T, C);
 }
 
