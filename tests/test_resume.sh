@@ -39,7 +39,10 @@ cp -r "$T/dropout" "$T/dropout_r"
 rm -rf "$T/dropout_r/step_00000012" && echo step_00000010 >"$T/dropout_r/latest"
 $TRAIN "$T/tiny.cfg" out_dir="$T/dropout_r" $d threads=1 >"$T/dropout_r.log" 2>&1
 $TRAIN "$T/tiny.cfg" out_dir="$T/nodrop" ${d/dropout=0.2/dropout=0} max_steps=1 >"$T/nodrop.log" 2>&1
-if grep -q "at step 10" "$T/dropout_r.log" && cmp -s <(losses "$T/dropout") <(losses "$T/dropout_r") &&
+# evaluation never drops: the run's last val loss is eval's (which has no dropout) on its last checkpoint
+$TRAIN eval "$T/dropout" eval_steps=2 >"$T/dropout_eval.log" 2>&1
+v12=$(sed -nE 's/^step +12 \| val loss ([0-9.]+)$/\1/p' "$T/dropout.log")
+if grep -q "at step 10" "$T/dropout_r.log" && [ -n "$v12" ] && grep -q "val loss $v12," "$T/dropout_eval.log" && cmp -s <(losses "$T/dropout") <(losses "$T/dropout_r") &&
    cmp -s "$T/dropout/step_00000012/model.safetensors" "$T/dropout_r/step_00000012/model.safetensors" &&
    [ "$(sed -n 3p "$T/dropout/metrics.csv" | cut -d, -f2)" != "$(sed -n 3p "$T/nodrop/metrics.csv" | cut -d, -f2)" ] &&
    [ "$(sed -n 2p "$T/dropout/metrics.csv" | cut -d, -f3)" = "$(sed -n 2p "$T/nodrop/metrics.csv" | cut -d, -f3)" ]; then
