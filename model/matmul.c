@@ -53,7 +53,8 @@ typedef float v4 __attribute__((vector_size(16)));
 
 /* The 8 x 32 tile's loop over k; row r of A at step k is a[r * RS] before a
  * moves on by KS: RS = 1, KS = MR in a packed panel, RS = lda, KS = 1 in A's
- * own rows (kernel_avx512_rows). */
+ * own rows (kernel_avx512_rows), RS = 1, KS = lda in A's columns
+ * (kernel_avx512_cols). */
 #define TILE_8X32(RS, KS)                                                                          \
     v16 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};     \
     v16 c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0}, c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0};     \
@@ -130,12 +131,23 @@ KERNEL_FULL(kernel_avx512, "arch=x86-64-v4")
  * packed element fed only one or two column panels, and the packing took as
  * long as the products. Eight row streams are what the hardware prefetcher
  * follows well: on Zen 5 the tile runs as fast on them as on a packed
- * panel, so A is never packed when it is not transposed. The sums are the
- * packed kernel's, in the same order. */
+ * panel, so A is not packed where it can be read in place (region). The
+ * sums are the packed kernel's, in the same order. */
 TARGET("arch=x86-64-v4") static void kernel_avx512_rows(int kc, const float *restrict a, size_t lda,
                                                         const float *restrict b, float *restrict c, int ldc,
                                                         int accumulate) {
     TILE_8X32(lda, 1)
+}
+/* ... and A transposed (a weight gradient's dout^T), read in place: the
+ * tile's 8 rows at step k are 8 consecutive floats of A's row k, the next
+ * step lda further on, and the next tile takes the other half of the same
+ * cache lines while they are in L1. The learned sketch's dW2 += G^T dY
+ * (N = 32) runs 2x faster than packed, GPT-2's weight gradients with rows
+ * under a page apart 2-10 % (same bits, test_sgemm_in_place_bits). */
+TARGET("arch=x86-64-v4") static void kernel_avx512_cols(int kc, const float *restrict a, size_t lda,
+                                                        const float *restrict b, float *restrict c, int ldc,
+                                                        int accumulate) {
+    TILE_8X32(1, lda)
 }
 /* B's two vectors held in registers: tuned for some CPUs, GCC would fold
  * them into the FMAs as memory operands, 12 loads per 8 FMAs (a third
@@ -599,6 +611,19 @@ static void macro_tile(const float *ap0, const float *bp0, float *C, int ldc, in
     }
 }
 
+/* C[ic:ic+mc, jc:jc+nc] (+)= A's block (rows ic.., k from p0, kc deep) read
+ * in place . the packed B block bp: every tile full (mc % MR == 0 and
+ * nc % NR == 0), AVX-512, fp32 */
+static void tiles_in_place(const float *A, int lda, int transA, const float *bp, float *C, int ldc, int acc, int ic,
+                           int mc, int jc, int nc, int p0, int kc) {
+    for (int jp = 0; jp < nc; jp += NR)
+        for (int ip = 0; ip < mc; ip += MR) {
+            float *c = C + (size_t)(ic + ip) * ldc + jc + jp;
+            if (transA) kernel_avx512_cols(kc, A + (size_t)p0 * lda + ic + ip, (size_t)lda, bp + (size_t)jp * kc, c, ldc, acc);
+            else kernel_avx512_rows(kc, A + (size_t)(ic + ip) * lda + p0, (size_t)lda, bp + (size_t)jp * kc, c, ldc, acc);
+        }
+}
+
 static void pack_a_any(float *out, const float *A, int lda, int transA, int i0, int mc, int p0, int kc, int bf16) {
     if (bf16) pack_a_bf16((uint32_t *)out, A, lda, transA, i0, mc, p0, kc);
     else pack_a(out, A, lda, transA, i0, mc, p0, kc);
@@ -634,6 +659,11 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
         for (int r = i0; accumulate == 0 && r < i1; r++) memset(C + (size_t)r * ldc + j0, 0, (size_t)(j1 - j0) * sizeof *C);
         return;
     }
+    /* A read in place (tiles_in_place) rather than packed; transposed only
+     * while a step in k moves less than a 4 KB page (each step of a tile
+     * else touches a page of its own: 256 pages for one KC slice, past the
+     * L1 TLB) */
+    int in_place = (!transA || (size_t)lda * sizeof *A < 4096) && !bf16 && simd_level == SGEMM_AVX512;
     int m = i1 - i0, mpad = (m + MR - 1) / MR * MR;
     int n = j1 - j0, npad = (n + NR - 1) / NR * NR;
     if (m > MC && K > KC && n <= NC && (size_t)K * npad <= CACHE) {
@@ -646,6 +676,10 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
             int mc = i1 - ic < MC ? i1 - ic : MC;
             for (int p0 = 0; p0 < K; p0 += KC) {
                 int kc = K - p0 < KC ? K - p0 : KC;
+                if (in_place && mc % MR == 0 && n % NR == 0) {
+                    tiles_in_place(A, lda, transA, cache + (size_t)p0 * npad, C, ldc, accumulate || p0 > 0, ic, mc, j0, n, p0, kc);
+                    continue;
+                }
                 pack_a_any(pack_a_buf, A, lda, transA, ic, mc, p0, kc, bf16);
                 macro_tile(pack_a_buf, cache + (size_t)p0 * npad, C, ldc, accumulate || p0 > 0, ic, mc, j0, n, kc, bf16);
             }
@@ -667,7 +701,6 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
         }
         return;
     }
-    int in_place = !transA && !bf16 && simd_level == SGEMM_AVX512; /* kernel_avx512_rows */
     for (int jc = j0; jc < j1; jc += NC) {
         int nc = j1 - jc < NC ? j1 - jc : NC;
         for (int p0 = 0; p0 < K; p0 += KC) {
@@ -675,12 +708,8 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
             pack_b_any(pack_b_buf, B, ldb, transB, p0, kc, jc, nc, bf16);
             for (int ic = i0; ic < i1; ic += MC) {
                 int mc = i1 - ic < MC ? i1 - ic : MC;
-                if (in_place && mc % MR == 0 && nc % NR == 0) { /* A's rows as they are */
-                    for (int jp = 0; jp < nc; jp += NR)
-                        for (int ip = 0; ip < mc; ip += MR)
-                            kernel_avx512_rows(kc, A + (size_t)(ic + ip) * lda + p0, (size_t)lda,
-                                               pack_b_buf + (size_t)jp * kc, C + (size_t)(ic + ip) * ldc + jc + jp,
-                                               ldc, accumulate || p0 > 0);
+                if (in_place && mc % MR == 0 && nc % NR == 0) {
+                    tiles_in_place(A, lda, transA, pack_b_buf, C, ldc, accumulate || p0 > 0, ic, mc, jc, nc, p0, kc);
                     continue;
                 }
                 pack_a_any(pack_a_buf, A, lda, transA, ic, mc, p0, kc, bf16);

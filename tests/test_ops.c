@@ -99,7 +99,8 @@ static double rel_diff(const float *a, const double *b, size_t n) {
 /* Every micro-kernel build this CPU can run: AVX-512, AVX2, portable. */
 static void test_sgemm_against_reference(void) {
     int shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {8, 32, 256}, {9, 31, 257}, {130, 70, 300}, {64, 600, 40}, {3, 1030, 17}, {40, 1100, 300}, {600, 40, 600},
-                       {48, 96, 8195}, {44, 64, 8192}}; /* the last two deep: A read in place where its rows allow */
+                       {48, 96, 8195}, {44, 64, 8192}, /* deep: A read in place where its rows allow */
+                       {256, 64, 600}}; /* tall and deep (B packed whole), A in place */
     int best = sgemm_simd(-1), tested = 0;
     for (int level = SGEMM_PORTABLE; level <= best; level++, tested++) {
         sgemm_simd(level);
@@ -121,6 +122,21 @@ static void test_sgemm_against_reference(void) {
     sgemm_simd(best);
     printf("  SGEMM kernels tested: %d of 3 (this CPU's best: %s)\n", tested, sgemm_simd_name());
     CHECK(tested >= 1, "no kernel tested");
+}
+
+/* A transposed is read in place while its rows are less than a page apart,
+ * packed beyond: the same sums in the same order, so the same bits. */
+static void test_sgemm_in_place_bits(void) {
+    const int M = 256, N = 64, K = 600, far = 1100; /* lda M: in place; lda far: packed */
+    float *A = randn((size_t)K * M, 1), *B = randn((size_t)K * N, 1);
+    float *Af = owned(calloc((size_t)K * far, sizeof *Af));
+    float *C1 = owned(calloc((size_t)M * N, sizeof *C1)), *C2 = owned(calloc((size_t)M * N, sizeof *C2));
+    for (int k = 0; k < K; k++) memcpy(Af + (size_t)k * far, A + (size_t)k * M, M * sizeof *A);
+    sgemm(M, N, K, A, M, 1, B, N, 0, C1, N, 0);
+    sgemm(M, N, K, Af, far, 1, B, N, 0, C2, N, 0);
+    CHECK(memcmp(C1, C2, (size_t)M * N * sizeof *C1) == 0, "%s: A^T read in place and packed differ",
+          sgemm_simd_name());
+    release();
 }
 
 static float round_bf16(float x) { /* to nearest even, as the packing does */
@@ -545,6 +561,7 @@ static void run_seeded(const char *name, void (*fn)(void), int stream) {
 
 int main(void) {
     run_seeded("test_sgemm_against_reference", test_sgemm_against_reference, 1);
+    run_seeded("test_sgemm_in_place_bits", test_sgemm_in_place_bits, 2);
     run_seeded("test_matmul_backward", test_matmul_backward, 2);
     run_seeded("test_sgemm_bf16", test_sgemm_bf16, 3);
     run_seeded("test_layernorm_backward", test_layernorm_backward, 4);
