@@ -35,20 +35,54 @@ static void enter(Loader *l) {
             ((uint64_t)l->pos.epoch << 32 | (uint64_t)s) * 2 + 2);
 }
 
+/* The shards of a comma-separated list of glob patterns (several corpora
+ * mixed: "shards/pg19/train_*.bin, shards/wiki/train_*.bin"), each
+ * pattern's matches in sorted order. A pattern that matches nothing, or a
+ * file that two patterns both match, is an error: a typo in one corpus's
+ * path must not quietly train on the others alone. */
+static int add_files(StrList *files, const char *what, const char *list, Err *e) {
+    for (const char *p = list;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n && (*p == ' ' || *p == '\t')) p++, n--;
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+        char pattern[4096];
+        if (n == 0 || n >= sizeof pattern)
+            return err_set(e, "%s: \"%s\": %s", what, list,
+                           n ? "a pattern is too long" : "an empty pattern in the list");
+        memcpy(pattern, p, n);
+        pattern[n] = 0;
+        glob_t g;
+        int grc = glob(pattern, 0, NULL, &g);
+        if (grc != 0) {
+            if (grc != GLOB_NOMATCH) globfree(&g);
+            return err_set(e, "%s: no files match \"%s\" (run ./train prepare first?)", what, pattern);
+        }
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            for (int j = 0; j < files->n; j++)
+                if (strcmp(files->s[j], g.gl_pathv[i]) == 0) {
+                    err_set(e, "%s: %s is matched by two of the patterns in \"%s\"", what, g.gl_pathv[i], list);
+                    globfree(&g);
+                    return -1;
+                }
+            strlist_push(files, g.gl_pathv[i]);
+        }
+        globfree(&g);
+        if (!end) return 0;
+        p = end + 1;
+    }
+}
+
 int loader_open(Loader *l, const char *what, const char *pattern, int B, int T, int shuffle,
                 uint64_t seed, int vocab_size, Err *e) {
     memset(l, 0, sizeof *l);
     l->fd = -1;
     l->fd_shard = -1;
     if (B < 1 || T < 1) return err_set(e, "%s: batch size and sequence length must be >= 1", what);
-    glob_t g;
-    int grc = glob(pattern, 0, NULL, &g);
-    if (grc != 0) {
-        if (grc != GLOB_NOMATCH) globfree(&g);
-        return err_set(e, "%s: no files match \"%s\" (run ./train prepare first?)", what, pattern);
+    if (add_files(&l->files, what, pattern, e)) {
+        loader_close(l);
+        return -1;
     }
-    for (size_t i = 0; i < g.gl_pathc; i++) strlist_push(&l->files, g.gl_pathv[i]);
-    globfree(&g);
     l->B = B;
     l->T = T;
     l->shuffle = shuffle;

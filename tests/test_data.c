@@ -625,6 +625,48 @@ static void test_loader_errors(void) {
           "%s", e.msg);
 }
 
+/* Several corpora in one run: a comma-separated list of patterns. */
+static void test_loader_pattern_list(void) {
+    char a[4096], b[4096], list[9000];
+    const char *names[2] = {"mix_a", "mix_b"};
+    Err e;
+    for (int d = 0; d < 2; d++) { /* one shard each: 300 tokens, 1000 + d * 1000 + i */
+        char *dir = d ? b : a;
+        path_of(dir, names[d]);
+        mkdir(dir, 0777);
+        int32_t ids[300];
+        for (int i = 0; i < 300; i++) ids[i] = 1000 * (d + 1) + i;
+        ShardWriter w;
+        shard_writer_init(&w, dir, "train", 100000);
+        shard_writer_append(&w, ids, 300, &e);
+        shard_writer_finish(&w, &e);
+        shard_writer_commit(&w, &e);
+        shard_writer_abort(&w);
+    }
+    Loader l;
+    int32_t x[64], y[64];
+    snprintf(list, sizeof list, "%s/train_*.bin , %s/train_*.bin", b, a);
+    CHECK(loader_open(&l, "train_data", list, 1, 64, 0, 1, 50257, &e) == 0, "%s", e.msg);
+    int firsts[8], ok = 1;
+    for (int k = 0; k < 8; k++) {
+        ok &= loader_next(&l, x, y, &e) == 0;
+        firsts[k] = x[0];
+    }
+    loader_close(&l);
+    /* 4 windows of 64 in each 300-token shard, b's first as listed */
+    CHECK(ok && firsts[0] == 2000 && firsts[3] == 2192 && firsts[4] == 1000 && firsts[7] == 1192,
+          "windows of the listed shards in order: %d %d %d %d", firsts[0], firsts[3], firsts[4], firsts[7]);
+    snprintf(list, sizeof list, "%s/train_*.bin,%s/nothing_*.bin", a, b);
+    CHECK(loader_open(&l, "train_data", list, 1, 64, 0, 1, 50257, &e) == -1 && strstr(e.msg, "nothing_*.bin") &&
+              strstr(e.msg, "no files match"), "a pattern of the list that matches nothing: %s", e.msg);
+    snprintf(list, sizeof list, "%s/*.bin, %s/train_*.bin", a, a);
+    CHECK(loader_open(&l, "train_data", list, 1, 64, 0, 1, 50257, &e) == -1 && strstr(e.msg, "two of the patterns"),
+          "a shard matched twice: %s", e.msg);
+    snprintf(list, sizeof list, "%s/train_*.bin, ", a);
+    CHECK(loader_open(&l, "train_data", list, 1, 64, 0, 1, 50257, &e) == -1 && strstr(e.msg, "empty pattern"),
+          "an empty pattern: %s", e.msg);
+}
+
 int main(void) {
     Err e;
     if (bpe_load_dir(&bpe, test_assets(), &e)) {
@@ -644,6 +686,7 @@ int main(void) {
     RUN(test_prepare_bad_input);
     RUN(test_loader);
     RUN(test_loader_errors);
+    RUN(test_loader_pattern_list);
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0) printf("  (could not remove %s)\n", root);
