@@ -302,12 +302,14 @@ static void load_checkpoint_config(const char *ckpt, char *dir, size_t n, Config
 static const char *SAMPLE_USAGE =
     "usage: ./train sample CKPT [--prompt TEXT | --prompt-file PATH] [--max-new-tokens N]\n"
     "                      [--temperature T] [--top-k K] [--top-p P] [--seed S] [--no-cache]\n"
-    "                      [key=value ...]\n"
+    "                      [--num-samples N] [key=value ...]\n"
     "  CKPT: an out_dir (its latest checkpoint), a step directory, out_dir/best\n"
     "  (keep_best=1), or hf:DIR (a Hugging Face GPT-2: config.json +\n"
     "  model.safetensors). Defaults: the prompt is <|endoftext|>, 200 tokens,\n"
-    "  temperature 1 (0 is greedy), top-k 50, top-p 1, seed 1337. --no-cache\n"
-    "  re-runs the whole context for each token.\n"
+    "  temperature 1 (0 is greedy), top-k 50, top-p 1, seed 1337, 1 sample. --no-cache\n"
+    "  re-runs the whole context for each token. --num-samples N: N continuations\n"
+    "  of the prompt, one random stream, each printed with its prompt and followed\n"
+    "  by a line of dashes (the first is the one sample of the same seed).\n"
     "  key=value: config keys over the checkpoint's; attention keys convert it\n"
     "  (e.g. a polynomial model sampled with attention=polysketch: the kind's\n"
     "  tensors the checkpoint lacks start from the initialisation of its seed key).\n";
@@ -316,7 +318,7 @@ static int cmd_sample(int argc, char **argv) {
     help_exit(argc, argv, SAMPLE_USAGE);
     if (argc < 1 || argv[0][0] == '-') die("sample: CKPT is required\n%s", SAMPLE_USAGE);
     const char *prompt = NULL, *prompt_file = NULL;
-    int64_t max_new = 200, top_k = 50, seed = 1337;
+    int64_t max_new = 200, top_k = 50, seed = 1337, n_samples = 1;
     double temperature = 1.0, top_p = 1.0;
     int use_cache = 1, n_keys = 0;
     const char *keys[64]; /* key=value: another attention kind than the checkpoint's */
@@ -337,6 +339,9 @@ static int cmd_sample(int argc, char **argv) {
                 die("sample: --top-p: '%s' is not a number in (0, 1]", argv[i]);
         } else if (strcmp(a, "--seed") == 0 && has) {
             if (parse_i64(argv[++i], &seed) || seed < 0) die("sample: --seed: '%s' is not a non-negative integer", argv[i]);
+        } else if (strcmp(a, "--num-samples") == 0 && has) {
+            if (parse_i64(argv[++i], &n_samples) || n_samples < 1 || n_samples > 1000000)
+                die("sample: --num-samples: '%s' is not a count of at least 1", argv[i]);
         } else if (strcmp(a, "--no-cache") == 0) {
             use_cache = 0;
         } else if (a[0] != '-' && strchr(a, '=') && n_keys < 64) {
@@ -380,25 +385,28 @@ static int cmd_sample(int argc, char **argv) {
     if (plen) {
         ids.n = 0;
         bpe_encode(ctx, prompt, plen, 0, &ids);
-        fwrite(prompt, 1, plen, stdout);
     }
-    free(owned);
     if ((int)ids.n >= c.block_size)
         fprintf(stderr, "sample: the prompt has %zu tokens; the model sees the last %d\n", ids.n, c.block_size);
     Sampler s;
     sampler_init(&s, c.vocab_size, (float)temperature, (int)top_k, (float)top_p);
     Rng rng;
     rng_seed(&rng, (uint64_t)seed, 0x73616d70);
-    generator_prompt(&gen, ids.ids, (int)ids.n);
-    for (int64_t i = 0; i < max_new; i++) {
-        int tok = sampler_pick(&s, gen.logits, &rng);
-        size_t k;
-        const unsigned char *bytes = bpe_token_bytes(bpe, tok, &k);
-        if (bytes) fwrite(bytes, 1, k, stdout);
-        fflush(stdout);
-        if (i + 1 < max_new) generator_push(&gen, tok);
+    for (int64_t n = 0; n < n_samples; n++) {
+        if (plen) fwrite(prompt, 1, plen, stdout);
+        generator_prompt(&gen, ids.ids, (int)ids.n);
+        for (int64_t i = 0; i < max_new; i++) {
+            int tok = sampler_pick(&s, gen.logits, &rng);
+            size_t k;
+            const unsigned char *bytes = bpe_token_bytes(bpe, tok, &k);
+            if (bytes) fwrite(bytes, 1, k, stdout);
+            fflush(stdout);
+            if (i + 1 < max_new) generator_push(&gen, tok);
+        }
+        putchar('\n');
+        if (n_samples > 1) puts("---------------");
     }
-    putchar('\n');
+    free(owned);
     sampler_free(&s);
     tokvec_free(&ids);
     bpe_ctx_free(ctx);
@@ -564,7 +572,7 @@ static const char *USAGE =
     "       ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR [options]\n"
     "       ./train sample CKPT [--prompt TEXT | --prompt-file PATH] [--max-new-tokens N]\n"
     "                      [--temperature T] [--top-k K] [--top-p P] [--seed S] [--no-cache]\n"
-    "                      [key=value ...]\n"
+    "                      [--num-samples N] [key=value ...]\n"
     "       ./train eval CKPT [--positions N] [key=value ...]   validation loss (and by position)\n"
     "       ./train bench-attn [key=value ...] [reps=N]   time one attention layer (fwd, bwd, memory)\n"
     "       ./train tokenize [--allow-special] < text      print GPT-2 token ids\n"

@@ -619,8 +619,9 @@ static void tiles_in_place(const float *A, int lda, int transA, const float *bp,
     for (int jp = 0; jp < nc; jp += NR)
         for (int ip = 0; ip < mc; ip += MR) {
             float *c = C + (size_t)(ic + ip) * ldc + jc + jp;
-            if (transA) kernel_avx512_cols(kc, A + (size_t)p0 * lda + ic + ip, (size_t)lda, bp + (size_t)jp * kc, c, ldc, acc);
-            else kernel_avx512_rows(kc, A + (size_t)(ic + ip) * lda + p0, (size_t)lda, bp + (size_t)jp * kc, c, ldc, acc);
+            const float *b = bp + (size_t)jp * kc;
+            if (transA) kernel_avx512_cols(kc, A + (size_t)p0 * lda + ic + ip, (size_t)lda, b, c, ldc, acc);
+            else kernel_avx512_rows(kc, A + (size_t)(ic + ip) * lda + p0, (size_t)lda, b, c, ldc, acc);
         }
 }
 
@@ -677,7 +678,8 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
             for (int p0 = 0; p0 < K; p0 += KC) {
                 int kc = K - p0 < KC ? K - p0 : KC;
                 if (in_place && mc % MR == 0 && n % NR == 0) {
-                    tiles_in_place(A, lda, transA, cache + (size_t)p0 * npad, C, ldc, accumulate || p0 > 0, ic, mc, j0, n, p0, kc);
+                    tiles_in_place(A, lda, transA, cache + (size_t)p0 * npad, C, ldc, accumulate || p0 > 0, ic, mc,
+                                   j0, n, p0, kc);
                     continue;
                 }
                 pack_a_any(pack_a_buf, A, lda, transA, ic, mc, p0, kc, bf16);

@@ -25,6 +25,13 @@ cmp -s "$T/s1" "$T/s2" && ! cmp -s "$T/s1" "$T/s3" && pass same_seed_same_text |
 cmp -s "$T/s1" "$T/s4" && pass sampling_cache_no_cache_agree || fail sampling_cache_no_cache_agree "differs"
 $S --seed 3 --top-p 0.5 >"$T/s5"
 [ -s "$T/s5" ] && ! cmp -s "$T/s1" "$T/s5" && pass top_p_changes_the_draw || fail top_p_changes_the_draw "same text"
+# --num-samples: the first sample is the one sample of the same seed, then more from the same stream
+$S --seed 3 --num-samples 3 >"$T/n3"
+{ cat "$T/s1"; echo ---------------; } | cmp -s - <(head -c "$(($(wc -c <"$T/s1") + 16))" "$T/n3") &&
+    [ "$(grep -c '^---------------$' "$T/n3")" -eq 3 ] && [ "$(grep -c '^Whale' "$T/n3")" -ge 3 ] &&
+    [ "$(awk '/^---------------$/ { n++; next } { t[n] = t[n] $0 } END { print (t[0] != t[1] && t[1] != t[2]) }' "$T/n3")" = 1 ] &&
+    pass num_samples_continue_the_stream || fail num_samples_continue_the_stream "$(head -c 300 "$T/n3")"
+expect_error sample_bad_num_samples "--num-samples: '0'" $TRAIN sample "$T/run" --num-samples 0
 head -c 6 "$T/g1" | grep -q "^Whale" && pass prompt_is_printed_first || fail prompt_is_printed_first "$(head -c 20 "$T/g1")"
 $TRAIN sample "$T/run/step_00000120" --max-new-tokens 5 --temperature 0 >"$T/d1" && pass sample_from_step_dir ||
     fail sample_from_step_dir "$(cat "$T/d1")"
