@@ -173,42 +173,60 @@ TARGET("arch=x86-64-v4") static void kernel_avx512_cols(int kc, const float *res
 /* AVX2: rows 0-5 in two pieces of 6 x 16 (12 accumulators, so that FMA
  * latencies of up to 6 cycles stay hidden at two FMAs a cycle, where 8
  * accumulators hide 4: Zen 2 and 3 take 5), rows 6-7 in one of 2 x 32. */
+/* The AVX2 tile's loops over k, row r of A at step k at ap[r * RS], as in
+ * TILE_8X32 */
+#define TILE_AVX2(RS, KS)                                                                          \
+    for (int j0 = 0; j0 < NR; j0 += 16) {                                                          \
+        v8 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};                       \
+        v8 c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};                       \
+        const float *ap = a, *bp = b + j0;                                                         \
+        for (int k = 0; k < kc; k++, ap += (KS), bp += NR) {                                       \
+            v8 b0, b1;                                                                             \
+            __builtin_memcpy(&b0, bp, sizeof b0);                                                  \
+            __builtin_memcpy(&b1, bp + 8, sizeof b1);                                              \
+            PIN_REGS(b0, b1);                                                                      \
+            c00 += ap[0] * b0; c01 += ap[0] * b1;                                                  \
+            c10 += ap[1 * (RS)] * b0; c11 += ap[1 * (RS)] * b1;                                    \
+            c20 += ap[2 * (RS)] * b0; c21 += ap[2 * (RS)] * b1;                                    \
+            c30 += ap[3 * (RS)] * b0; c31 += ap[3 * (RS)] * b1;                                    \
+            c40 += ap[4 * (RS)] * b0; c41 += ap[4 * (RS)] * b1;                                    \
+            c50 += ap[5 * (RS)] * b0; c51 += ap[5 * (RS)] * b1;                                    \
+        }                                                                                          \
+        v8 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};   \
+        STORE_PIECE(v8, acc, 6, 2, 0, j0)                                                          \
+    }                                                                                              \
+    v8 c60 = {0}, c61 = {0}, c62 = {0}, c63 = {0}, c70 = {0}, c71 = {0}, c72 = {0}, c73 = {0};     \
+    const float *ap = a + 6 * (RS), *bp = b;                                                       \
+    for (int k = 0; k < kc; k++, ap += (KS), bp += NR) {                                           \
+        v8 b0, b1, b2, b3;                                                                         \
+        __builtin_memcpy(&b0, bp, sizeof b0);                                                      \
+        __builtin_memcpy(&b1, bp + 8, sizeof b1);                                                  \
+        __builtin_memcpy(&b2, bp + 16, sizeof b2);                                                 \
+        __builtin_memcpy(&b3, bp + 24, sizeof b3);                                                 \
+        PIN_REGS(b0, b1);                                                                          \
+        PIN_REGS(b2, b3);                                                                          \
+        c60 += ap[0] * b0; c61 += ap[0] * b1; c62 += ap[0] * b2; c63 += ap[0] * b3;                \
+        c70 += ap[RS] * b0; c71 += ap[RS] * b1; c72 += ap[RS] * b2; c73 += ap[RS] * b3;            \
+    }                                                                                              \
+    v8 acc[2][4] = {{c60, c61, c62, c63}, {c70, c71, c72, c73}};                                   \
+    STORE_PIECE(v8, acc, 2, 4, 6, 0)
+
 TARGET("arch=x86-64-v3") static void kernel_avx2(int kc, const float *restrict a, const float *restrict b,
                                                  float *restrict c, int ldc, int accumulate) {
-    for (int j0 = 0; j0 < NR; j0 += 16) {
-        v8 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
-        v8 c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
-        const float *ap = a, *bp = b + j0;
-        for (int k = 0; k < kc; k++, ap += MR, bp += NR) {
-            v8 b0, b1;
-            __builtin_memcpy(&b0, bp, sizeof b0);
-            __builtin_memcpy(&b1, bp + 8, sizeof b1);
-            PIN_REGS(b0, b1);
-            c00 += ap[0] * b0; c01 += ap[0] * b1;
-            c10 += ap[1] * b0; c11 += ap[1] * b1;
-            c20 += ap[2] * b0; c21 += ap[2] * b1;
-            c30 += ap[3] * b0; c31 += ap[3] * b1;
-            c40 += ap[4] * b0; c41 += ap[4] * b1;
-            c50 += ap[5] * b0; c51 += ap[5] * b1;
-        }
-        v8 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-        STORE_PIECE(v8, acc, 6, 2, 0, j0)
-    }
-    v8 c60 = {0}, c61 = {0}, c62 = {0}, c63 = {0}, c70 = {0}, c71 = {0}, c72 = {0}, c73 = {0};
-    const float *ap = a + 6, *bp = b;
-    for (int k = 0; k < kc; k++, ap += MR, bp += NR) {
-        v8 b0, b1, b2, b3;
-        __builtin_memcpy(&b0, bp, sizeof b0);
-        __builtin_memcpy(&b1, bp + 8, sizeof b1);
-        __builtin_memcpy(&b2, bp + 16, sizeof b2);
-        __builtin_memcpy(&b3, bp + 24, sizeof b3);
-        PIN_REGS(b0, b1);
-        PIN_REGS(b2, b3);
-        c60 += ap[0] * b0; c61 += ap[0] * b1; c62 += ap[0] * b2; c63 += ap[0] * b3;
-        c70 += ap[1] * b0; c71 += ap[1] * b1; c72 += ap[1] * b2; c73 += ap[1] * b3;
-    }
-    v8 acc[2][4] = {{c60, c61, c62, c63}, {c70, c71, c72, c73}};
-    STORE_PIECE(v8, acc, 2, 4, 6, 0)
+    TILE_AVX2(1, MR)
+}
+
+/* A read in place, as kernel_avx512_rows and _cols */
+TARGET("arch=x86-64-v3") static void kernel_avx2_rows(int kc, const float *restrict a, size_t lda,
+                                                      const float *restrict b, float *restrict c, int ldc,
+                                                      int accumulate) {
+    TILE_AVX2(lda, 1)
+}
+
+TARGET("arch=x86-64-v3") static void kernel_avx2_cols(int kc, const float *restrict a, size_t lda,
+                                                      const float *restrict b, float *restrict c, int ldc,
+                                                      int accumulate) {
+    TILE_AVX2(1, lda)
 }
 
 /* The portable build (x86-64's SSE2, or another CPU's 4-float vectors) in
@@ -613,15 +631,16 @@ static void macro_tile(const float *ap0, const float *bp0, float *C, int ldc, in
 
 /* C[ic:ic+mc, jc:jc+nc] (+)= A's block (rows ic.., k from p0, kc deep) read
  * in place . the packed B block bp: every tile full (mc % MR == 0 and
- * nc % NR == 0), AVX-512, fp32 */
+ * nc % NR == 0), AVX-512 or AVX2, fp32 */
 static void tiles_in_place(const float *A, int lda, int transA, const float *bp, float *C, int ldc, int acc, int ic,
                            int mc, int jc, int nc, int p0, int kc) {
     for (int jp = 0; jp < nc; jp += NR)
         for (int ip = 0; ip < mc; ip += MR) {
             float *c = C + (size_t)(ic + ip) * ldc + jc + jp;
             const float *b = bp + (size_t)jp * kc;
-            if (transA) kernel_avx512_cols(kc, A + (size_t)p0 * lda + ic + ip, (size_t)lda, b, c, ldc, acc);
-            else kernel_avx512_rows(kc, A + (size_t)(ic + ip) * lda + p0, (size_t)lda, b, c, ldc, acc);
+            const float *at = transA ? A + (size_t)p0 * lda + ic + ip : A + (size_t)(ic + ip) * lda + p0;
+            if (simd_level == SGEMM_AVX512) (transA ? kernel_avx512_cols : kernel_avx512_rows)(kc, at, (size_t)lda, b, c, ldc, acc);
+            else (transA ? kernel_avx2_cols : kernel_avx2_rows)(kc, at, (size_t)lda, b, c, ldc, acc);
         }
 }
 
@@ -664,7 +683,7 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
      * while a step in k moves less than a 4 KB page (each step of a tile
      * else touches a page of its own: 256 pages for one KC slice, past the
      * L1 TLB) */
-    int in_place = (!transA || (size_t)lda * sizeof *A < 4096) && !bf16 && simd_level == SGEMM_AVX512;
+    int in_place = (!transA || (size_t)lda * sizeof *A < 4096) && !bf16 && simd_level >= SGEMM_AVX2;
     int m = i1 - i0, mpad = (m + MR - 1) / MR * MR;
     int n = j1 - j0, npad = (n + NR - 1) / NR * NR;
     if (m > MC && K > KC && n <= NC && (size_t)K * npad <= CACHE) {
