@@ -164,6 +164,31 @@ static int cmd_tokenize(int argc, char **argv) {
 /* ------------------------------------------------------------------------ */
 /* prepare                                                                  */
 
+/* Ctrl-C / SIGTERM: the first sets stop_requested (training finishes its
+ * step and checkpoints; prepare stops after its batch and removes what it
+ * wrote); a second exits at once. */
+static volatile sig_atomic_t stop_requested;
+static char stop_message[160];
+static size_t stop_message_len;
+
+static void on_signal(int sig) {
+    if (stop_requested) _exit(128 + sig);
+    stop_requested = 1;
+    ssize_t w = write(2, stop_message, stop_message_len);
+    (void)w;
+}
+
+static void on_stop_signals(const char *what) {
+    snprintf(stop_message, sizeof stop_message, "\nsignal: %s (again to quit now)\n", what);
+    stop_message_len = strlen(stop_message);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 static const char *PREPARE_USAGE =
     "usage: ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR\n"
     "                       [--val-fraction F | --val INPUT...] [--shard-tokens N] [--threads N]\n"
@@ -228,6 +253,8 @@ static int cmd_prepare(int argc, char **argv) {
     o.val_inputs = val;
     o.n_val_inputs = nv;
     o.bpe = load_tokenizer();
+    o.stop = &stop_requested;
+    on_stop_signals("stopping after this batch and removing this run's shards");
     PrepareStats st;
     Err e;
     if (prepare_run(&o, &st, &e)) die("prepare: %s", e.msg);
@@ -245,17 +272,6 @@ static int cmd_prepare(int argc, char **argv) {
 /* ------------------------------------------------------------------------ */
 /* train                                                                    */
 
-/* Ctrl-C / SIGTERM: the first asks the run to finish its step, checkpoint
- * and exit 0; a second exits at once. */
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig) {
-    if (stop_requested) _exit(128 + sig);
-    stop_requested = 1;
-    static const char msg[] = "\nsignal: finishing this step and writing a checkpoint (again to quit now)\n";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-}
 
 static int cmd_train(int argc, char **argv) {
     Config c;
@@ -266,12 +282,7 @@ static int cmd_train(int argc, char **argv) {
         if (config_set_cli(&c, argv[i], &e)) die("%s", e.msg);
     if (config_validate(&c, 1, &e)) die("%s", e.msg);
     Bpe *bpe = c.sample_tokens > 0 ? load_tokenizer() : NULL;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    on_stop_signals("finishing this step and writing a checkpoint");
     int rc = trainer_run(&c, bpe, &stop_requested, &e);
     bpe_free(bpe);
     if (rc) die("%s", e.msg);

@@ -321,6 +321,10 @@ int prepare_run(const PrepareOpts *o, PrepareStats *st, Err *e) {
             rc = -1;
             break;
         }
+        if (o->stop && *o->stop) {
+            rc = err_set(e, "interrupted: %s keeps no shard of this run (its temporary files are removed)", o->out_dir);
+            break;
+        }
         st->bytes = source_reader_bytes(reader);
         st->train_tokens = r.train.total;
         st->val_tokens = r.val.total;

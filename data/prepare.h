@@ -20,6 +20,7 @@
 #ifndef DATA_PREPARE_H
 #define DATA_PREPARE_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "../common/err.h"
@@ -39,6 +40,8 @@ typedef struct {
     size_t chunk_bytes;       /* split books into pieces of about this size; 0: default */
     int progress;             /* print progress lines on stderr */
     const Bpe *bpe;
+    const volatile sig_atomic_t *stop; /* or NULL: set (by a signal), the run stops after its batch
+                                        * and removes what it wrote: an error */
 } PrepareOpts;
 
 typedef struct {

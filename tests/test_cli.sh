@@ -30,6 +30,21 @@ then pass prepare_threads_identical; else fail prepare_threads_identical "shards
 grep -q "MB/s" "$T/progress" && grep -q "documents" "$T/progress" && pass prepare_progress_line ||
     fail prepare_progress_line "no progress line"
 
+# Ctrl-C / SIGTERM during prepare: it stops after its batch, removes its
+# temporary shards, and leaves an earlier run's shards in --out as they were
+mkdir -p "$T/big" && for i in $(seq 1 300); do ln -s "$PWD/assets/moby_dick.txt" "$T/big/$i.txt"; done
+cp -r "$T/o1" "$T/o1_before"
+$TRAIN prepare --source pg19 "$T/big" --out "$T/o1" --threads 1 >/dev/null 2>"$T/intr.err" &
+pid=$!
+sleep 0.5
+kill -TERM $pid
+wait $pid
+rc=$?
+if [ $rc -eq 1 ] && grep -q "interrupted: .* keeps no shard of this run" "$T/intr.err" &&
+   [ -z "$(ls -A "$T/o1" | grep -v '^\(train\|val\)_000000\.bin$')" ] && diff -r "$T/o1" "$T/o1_before" >/dev/null; then
+    pass prepare_interrupted_removes_its_files
+else fail prepare_interrupted_removes_its_files "exit $rc, $(ls -A "$T/o1" | head -5 | tr '\n' ' '), $(tail -1 "$T/intr.err")"; fi
+
 # PG19's own split: train/ to train_*.bin, validation/ after --val to val_*.bin
 # whole (EOT + the book's tokens); the release's root alone is refused with
 # the command to use
