@@ -84,14 +84,18 @@ int shard_writer_finish(ShardWriter *w, Err *e) {
 }
 
 /* Index of a file named <prefix>_NNNNNN.bin, or -1. */
-static int shard_index(const char *name, const char *prefix) {
+/* The index of a shard named prefix_NNNNNN.bin (with tmp, of its temporary
+ * prefix_NNNNNN.bin.tmp), or -1 */
+static int name_index(const char *name, const char *prefix, int tmp) {
     size_t p = strlen(prefix);
     if (strncmp(name, prefix, p) != 0 || name[p] != '_') return -1;
     char *end;
     long idx = strtol(name + p + 1, &end, 10);
-    if (end != name + p + 7 || strcmp(end, ".bin") != 0 || idx < 0) return -1;
+    if (end != name + p + 7 || strcmp(end, tmp ? ".bin.tmp" : ".bin") != 0 || idx < 0) return -1;
     return (int)idx;
 }
+
+static int shard_index(const char *name, const char *prefix) { return name_index(name, prefix, 0); }
 
 int shard_dir_has(const char *dir, const char *prefix) {
     DIR *d = opendir(dir);
@@ -115,7 +119,9 @@ int shard_writer_commit(ShardWriter *w, Err *e) {
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         int idx = shard_index(de->d_name, w->prefix);
-        if (idx >= w->index) { /* left over from an earlier, larger run */
+        /* left over from an earlier, larger run; or a temporary of a run
+         * killed before its commit (this run's are all renamed by now) */
+        if (idx >= w->index || name_index(de->d_name, w->prefix, 1) >= 0) {
             snprintf(to, sizeof to, "%s/%s", w->dir, de->d_name);
             unlink(to);
         }

@@ -168,11 +168,13 @@ static int make_sotu_jsonl(const char *path, int gz, TokVec **docs) {
 /* shards                                                                   */
 
 static void test_shard_writer(void) {
-    char dir[4096], stale[4096];
+    char dir[4096], stale[4096], stale_tmp[4200];
     path_of(dir, "shards");
     mkdir(dir, 0777);
     shard_path(stale, sizeof stale, dir, "train", 9);
     spit(stale, "old", 3);
+    snprintf(stale_tmp, sizeof stale_tmp, "%s/train_000007.bin.tmp", dir); /* of a run killed before its commit */
+    spit(stale_tmp, "old", 3);
     int32_t ids[1000];
     for (int i = 0; i < 1000; i++) ids[i] = (i * 7919) % 50257;
     ShardWriter w;
@@ -180,7 +182,7 @@ static void test_shard_writer(void) {
     shard_writer_init(&w, dir, "train", 300);
     CHECK(shard_writer_append(&w, ids, 650, &e) == 0 && shard_writer_append(&w, ids + 650, 350, &e) == 0,
           "append: %s", e.msg);
-    CHECK(count_outputs(dir) == 5, "4 .tmp and the stale .bin expected before commit");
+    CHECK(count_outputs(dir) == 6, "4 .tmp, the stale .bin and the stale .tmp expected before commit");
     int shards;
     TokVec none = read_split(dir, "train", &shards);
     CHECK(shards == 0, "no shard may look valid before commit");
@@ -194,6 +196,7 @@ static void test_shard_writer(void) {
     shard_path(p, sizeof p, dir, "train", 3);
     CHECK(shard_open(p, &n, &e) == 0 && n == 100, "last shard has %lld", (long long)n);
     CHECK(access(stale, F_OK) != 0, "a stale shard from an older run must be removed");
+    CHECK(access(stale_tmp, F_OK) != 0, "a killed run's temporary must be removed");
     CHECK(count_outputs(dir) == 4, "only the 4 shards remain");
     tokvec_free(&v);
 
