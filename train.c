@@ -162,7 +162,7 @@ static int cmd_tokenize(int argc, char **argv) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* prepare                                                                  */
+/* signals                                                                  */
 
 /* Ctrl-C / SIGTERM: the first sets stop_requested (training finishes its
  * step and checkpoints; prepare stops after its batch and removes what it
@@ -188,6 +188,9 @@ static void on_stop_signals(const char *what) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 }
+
+/* ------------------------------------------------------------------------ */
+/* prepare                                                                  */
 
 static const char *PREPARE_USAGE =
     "usage: ./train prepare --source pg19|jsonl|c4 INPUT... --out DIR\n"
@@ -271,7 +274,6 @@ static int cmd_prepare(int argc, char **argv) {
 
 /* ------------------------------------------------------------------------ */
 /* train                                                                    */
-
 
 static int cmd_train(int argc, char **argv) {
     Config c;

@@ -83,7 +83,6 @@ int shard_writer_finish(ShardWriter *w, Err *e) {
     return w->f ? close_shard(w, e) : 0;
 }
 
-/* Index of a file named <prefix>_NNNNNN.bin, or -1. */
 /* The index of a shard named prefix_NNNNNN.bin (with tmp, of its temporary
  * prefix_NNNNNN.bin.tmp), or -1 */
 static int name_index(const char *name, const char *prefix, int tmp) {
