@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <glob.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -78,6 +79,7 @@ int loader_open(Loader *l, const char *what, const char *pattern, int B, int T, 
     memset(l, 0, sizeof *l);
     l->fd = -1;
     l->fd_shard = -1;
+    l->what = what;
     if (B < 1 || T < 1) return err_set(e, "%s: batch size and sequence length must be >= 1", what);
     if (add_files(&l->files, what, pattern, e)) {
         loader_close(l);
@@ -112,6 +114,22 @@ int loader_open(Loader *l, const char *what, const char *pattern, int B, int T, 
     l->sample_order = xmalloc((size_t)most * sizeof *l->sample_order);
     l->buf = xmalloc(((size_t)B * T + 1) * sizeof *l->buf);
     enter(l);
+    return 0;
+}
+
+int loader_disjoint(const Loader *a, const Loader *b, Err *e) {
+    for (int i = 0; i < a->files.n; i++) {
+        struct stat sa;
+        if (stat(a->files.s[i], &sa) != 0) continue; /* opened a moment ago: the read reports it */
+        for (int j = 0; j < b->files.n; j++) {
+            struct stat sb;
+            if (stat(b->files.s[j], &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino)
+                return err_set(e, "%s and %s both take %s%s%s: the validation loss would be measured on "
+                                  "tokens the model trains on (a pattern such as DIR/*.bin takes both splits)",
+                               a->what, b->what, a->files.s[i], strcmp(a->files.s[i], b->files.s[j]) ? " = " : "",
+                               strcmp(a->files.s[i], b->files.s[j]) ? b->files.s[j] : "");
+        }
+    }
     return 0;
 }
 

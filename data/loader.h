@@ -1,6 +1,6 @@
 /* Batches of B*T+1 tokens from token shards (a glob such as
- * "data/moby/train_*.bin"), viewed as B rows of T inputs and the same rows
- * shifted by one as targets.
+ * "data/moby/train_*.bin", or several separated by commas), viewed as B rows
+ * of T inputs and the same rows shifted by one as targets.
  *
  * Each shard is cut into windows of B*T tokens (the last one overlapping the
  * next by a token for the final target). One epoch visits every window of
@@ -19,6 +19,7 @@ typedef struct {
 } LoaderPos;
 
 typedef struct {
+    const char *what;              /* names the data in errors: "train_data" */
     StrList files;
     int64_t *ntok;                 /* tokens per shard */
     int B, T, shuffle, vocab_size;
@@ -33,7 +34,7 @@ typedef struct {
 } Loader;
 
 /* Opens every shard matching pattern and checks its header. `what` names the
- * pattern in errors (e.g. "train_data"). */
+ * pattern in errors (e.g. "train_data"; a string that outlives the loader). */
 int loader_open(Loader *l, const char *what, const char *pattern, int B, int T, int shuffle,
                 uint64_t seed, int vocab_size, Err *e);
 /* Fills inputs and targets, each [B*T]. Rejects out-of-vocabulary tokens. */
@@ -42,5 +43,8 @@ LoaderPos loader_tell(const Loader *l);
 int loader_seek(Loader *l, LoaderPos pos, Err *e);
 void loader_reset(Loader *l);
 void loader_close(Loader *l);
+/* An error if a shard file (the same file, whatever its path) is in both:
+ * training on validation data must not pass unnoticed. */
+int loader_disjoint(const Loader *a, const Loader *b, Err *e);
 
 #endif

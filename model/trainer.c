@@ -289,6 +289,7 @@ static int setup(Run *r, Err *e) {
         if (loader_open(&r->val, "val_data", c->val_data, c->batch_size, c->seq_len, 0, 0, c->vocab_size, e))
             return -1;
         r->has_val = 1;
+        if (loader_disjoint(&r->train, &r->val, e)) return -1;
     }
     size_t n = r->model.n_params, bt = (size_t)c->batch_size * c->seq_len;
     r->adam_m = big_alloc(n * sizeof(float));

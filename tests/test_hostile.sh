@@ -62,6 +62,13 @@ expect_error memory_check_off "out of memory: the model needs" \
 
 # --- missing files ------------------------------------------------------------
 expect_error missing_train_data "train_data: no files match \"$T/nope_*.bin\"" $TRAIN "$C" train_data="$T/nope_*.bin"
+expect_error train_data_takes_val_shards "train_data and val_data both take $T/data/val_000000.bin" \
+    $TRAIN "$C" train_data="$T/data/*.bin" out_dir="$T/overlap"
+ln -s "$T/data/train_000000.bin" "$T/alias.bin"
+expect_error val_data_is_train_data "both take $T/data/train_000000.bin = $T/alias.bin" \
+    $TRAIN "$C" val_data="$T/alias.bin" out_dir="$T/overlap"
+[ -z "$(ls -A "$T/overlap" 2>/dev/null)" ] && pass overlap_refused_before_any_output ||
+    fail overlap_refused_before_any_output "$(ls -A "$T/overlap")"
 expect_error missing_tokenizer "encoder.json: cannot open" env TRAIN_ASSETS="$T/none" $TRAIN tokenize </dev/null
 expect_error missing_checkpoint "$T/none: not a checkpoint" $TRAIN sample "$T/none"
 
