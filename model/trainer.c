@@ -24,6 +24,7 @@ typedef struct {
     GPT2 model;
     Loader train, val;
     int has_train, has_val;
+    int eval_batches;              /* eval_steps, or fewer: val_data's windows, each counted once */
     float *adam_m, *adam_v;
     int *inputs, *targets;
     FILE *metrics;
@@ -102,11 +103,11 @@ static int evaluate(Run *r, float *out, Err *e) {
     loader_reset(&r->val);
     r->model.training = 0; /* no dropout */
     double sum = 0;
-    for (int i = 0; i < c->eval_steps; i++) {
+    for (int i = 0; i < r->eval_batches; i++) {
         if (loader_next(&r->val, r->inputs, r->targets, e)) return -1;
         sum += gpt2_forward(&r->model, r->inputs, r->targets, c->batch_size, c->seq_len);
     }
-    *out = (float)(sum / c->eval_steps);
+    *out = (float)(sum / r->eval_batches);
     return 0;
 }
 
@@ -290,6 +291,12 @@ static int setup(Run *r, Err *e) {
             return -1;
         r->has_val = 1;
         if (loader_disjoint(&r->train, &r->val, e)) return -1;
+        r->eval_batches = c->eval_steps;
+        if (r->val.total_samples < c->eval_steps) { /* more would count some windows twice */
+            r->eval_batches = (int)r->val.total_samples;
+            printf("eval: val_data holds %d windows of %d x %d tokens: each evaluation takes those %d "
+                   "(eval_steps %d)\n", r->eval_batches, c->batch_size, c->seq_len, r->eval_batches, c->eval_steps);
+        }
     }
     size_t n = r->model.n_params, bt = (size_t)c->batch_size * c->seq_len;
     r->adam_m = big_alloc(n * sizeof(float));

@@ -27,6 +27,12 @@ if [ -n "$v0" ] && [ -n "$v40" ] && awk -v a="$v0" -v b="$v40" 'BEGIN { exit !(b
 else fail training_lowers_val_loss "val loss $v0 -> $v40 (first train loss $first)"; fi
 grep -qE '^step +40/40 \| loss [0-9.]+ \| lr [0-9.e+-]+ \| norm [0-9.]+ \| [0-9]+ ms \| [0-9]+ tok/s \| MFU [0-9.]+% \| ETA' "$T/log1" &&
     pass log_line_format || fail log_line_format "$(grep -m1 -E '^step +40/' "$T/log1")"
+# eval_steps beyond val_data's windows: each window counted once, as ./train eval counts them
+$TRAIN "$T/tiny.cfg" eval_steps=1000 max_steps=1 eval_interval=1 out_dir="$T/evalall" >"$T/evalall.log" 2>&1
+v1=$(sed -nE 's/^step +1 \| val loss ([0-9.]+)$/\1/p' "$T/evalall.log")
+if grep -qE '^eval: val_data holds [0-9]+ windows .*\(eval_steps 1000\)' "$T/evalall.log" && [ -n "$v1" ] &&
+   $TRAIN eval "$T/evalall" | grep -q "val loss $v1,"; then pass eval_steps_past_the_val_data
+else fail eval_steps_past_the_val_data "$(grep -E 'eval:|val loss' "$T/evalall.log" | head -3)"; fi
 csv="$T/run/metrics.csv"
 if [ "$(head -1 "$csv")" = "step,loss,val_loss,lr,grad_norm,ms,tok_per_s" ] && [ "$(wc -l <"$csv")" -eq 42 ] &&
    [ "$(awk -F, 'NR > 1 && $3 != "" {n++} END {print n}' "$csv")" -eq 3 ]; then pass metrics_csv
