@@ -118,19 +118,23 @@ int loader_open(Loader *l, const char *what, const char *pattern, int B, int T, 
 }
 
 int loader_disjoint(const Loader *a, const Loader *b, Err *e) {
-    for (int i = 0; i < a->files.n; i++) {
+    struct stat *sb = xcalloc((size_t)b->files.n + 1, sizeof *sb);
+    for (int j = 0; j < b->files.n; j++)
+        if (stat(b->files.s[j], &sb[j]) != 0) sb[j].st_ino = 0; /* opened a moment ago: reading reports it */
+    int rc = 0;
+    for (int i = 0; i < a->files.n && rc == 0; i++) {
         struct stat sa;
-        if (stat(a->files.s[i], &sa) != 0) continue; /* opened a moment ago: the read reports it */
-        for (int j = 0; j < b->files.n; j++) {
-            struct stat sb;
-            if (stat(b->files.s[j], &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino)
-                return err_set(e, "%s and %s both take %s%s%s: the validation loss would be measured on "
-                                  "tokens the model trains on (a pattern such as DIR/*.bin takes both splits)",
-                               a->what, b->what, a->files.s[i], strcmp(a->files.s[i], b->files.s[j]) ? " = " : "",
-                               strcmp(a->files.s[i], b->files.s[j]) ? b->files.s[j] : "");
+        if (stat(a->files.s[i], &sa) != 0) continue;
+        for (int j = 0; j < b->files.n && rc == 0; j++) {
+            if (sb[j].st_ino == 0 || sa.st_dev != sb[j].st_dev || sa.st_ino != sb[j].st_ino) continue;
+            int same = strcmp(a->files.s[i], b->files.s[j]) == 0;
+            rc = err_set(e, "%s and %s both take %s%s%s: the validation loss would be measured on tokens the "
+                            "model trains on (a pattern such as DIR/*.bin takes both splits)",
+                         a->what, b->what, a->files.s[i], same ? "" : " = ", same ? "" : b->files.s[j]);
         }
     }
-    return 0;
+    free(sb);
+    return rc;
 }
 
 void loader_close(Loader *l) {
