@@ -5,7 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 int err_set(Err *e, const char *fmt, ...) {
     if (e) {
@@ -186,4 +191,60 @@ double mem_available(const char **source) {
         if (source) *source = "are left under this process's cgroup memory limit";
     }
     return avail;
+}
+
+int mkdir_p(const char *path, const char *what, Err *e) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return err_set(e, "%s: the path is too long", what);
+    for (char *p = tmp + 1;; p++) {
+        if (*p == '/' || *p == 0) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return err_sys(e, "%s: cannot create directory %s", what, tmp);
+            *p = c;
+            if (!c) break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(e, "%s: %s is not a directory", what, path);
+    if (access(path, W_OK) != 0) return err_sys(e, "%s: %s is not writable", what, path);
+    return 0;
+}
+
+/* The pid holding a flock on the file (dev, ino), from /proc/locks
+ * ("1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"), or 0. */
+static int lock_holder(dev_t dev, ino_t ino) {
+    FILE *f = fopen("/proc/locks", "r");
+    if (!f) return 0;
+    char line[256], kind[16];
+    int pid = 0;
+    while (!pid && fgets(line, sizeof line, f)) {
+        unsigned maj, min;
+        unsigned long long in;
+        int p;
+        if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", kind, &p, &maj, &min, &in) == 5 &&
+            strcmp(kind, "FLOCK") == 0 && maj == major(dev) && min == minor(dev) && in == (unsigned long long)ino)
+            pid = p;
+    }
+    fclose(f);
+    return pid;
+}
+
+int dir_lock(const char *path, const char *what, Err *e) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return err_sys(e, "%s: cannot open %s", what, path);
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+    int busy = errno == EWOULDBLOCK;
+    struct stat st;
+    int pid = busy && fstat(fd, &st) == 0 ? lock_holder(st.st_dev, st.st_ino) : 0;
+    if (!busy) {
+        err_sys(e, "%s: cannot lock %s (make sure no other run uses it)", what, path);
+        close(fd);
+        return -2;
+    }
+    close(fd);
+    char by[32] = "";
+    if (pid > 0) snprintf(by, sizeof by, " (pid %d)", pid);
+    return err_set(e, "%s: %s is in use by another ./train%s: two runs in one directory would overwrite each "
+                      "other's files; wait for it to finish, stop it, or choose another directory", what, path, by);
 }

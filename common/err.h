@@ -45,6 +45,20 @@ double mem_available(const char **source);
  * Swap beyond the limit is not counted. -1 if no limit is set. */
 double cgroup_headroom(const char *proc_cgroup, const char *sys_root);
 
+/* Creates directory path and its parents; an error naming `what` (the key
+ * or option that gave the path: "out_dir", "--out") unless path is then a
+ * writable directory. */
+int mkdir_p(const char *path, const char *what, Err *e);
+
+/* Locks directory path against every other process (flock on the directory
+ * itself: no file is written, and the kernel drops the lock when the process
+ * ends, kill -9 included). Returns the descriptor to keep open for as long
+ * as the lock should hold (close it to release); -1 with e set when another
+ * process holds the lock (named by its pid where /proc/locks shows it); -2
+ * with e set where this filesystem cannot lock (an NFS mount without lock
+ * support): the caller decides whether to go on. */
+int dir_lock(const char *path, const char *what, Err *e);
+
 /* A growable array of strings (owned). */
 typedef struct {
     char **s;

@@ -212,24 +212,6 @@ static void progress(const PrepareStats *st, double t0, int final) {
             final || !isatty(2) ? "\n" : "");
 }
 
-static int make_dirs(const char *path, Err *e) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1;; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return err_sys(e, "%s: cannot create directory", tmp);
-            *p = c;
-            if (!c) break;
-        }
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(e, "%s: not a directory", path);
-    if (access(path, W_OK) != 0) return err_sys(e, "%s: output directory is not writable", path);
-    return 0;
-}
-
 /* A file listed among both the train inputs (files before first_val) and
  * the val inputs would put the same documents on both sides. */
 static int check_disjoint(const StrList *files, int first_val, Err *e) {
@@ -280,10 +262,12 @@ int prepare_run(const PrepareOpts *o, PrepareStats *st, Err *e) {
         rc = err_set(e, "%s holds %s_*.bin shards, and this run writes no %s split, so they would be removed "
                         "(they come from another run): give another --out, or remove them first",
                      o->out_dir, none, none);
-    if (rc || make_dirs(o->out_dir, e)) {
+    int lock = rc ? -1 : mkdir_p(o->out_dir, "--out", e) ? -1 : dir_lock(o->out_dir, "--out", e);
+    if (lock == -1) {
         strlist_free(&files);
         return -1;
     }
+    if (lock == -2 && o->progress) fprintf(stderr, "note: %s\n", e->msg); /* a filesystem without locks: go on */
     int nt = o->threads > 0 ? o->threads : omp_get_max_threads();
     size_t chunk = o->chunk_bytes ? o->chunk_bytes : DEFAULT_CHUNK;
     BpeCtx **ctx = xmalloc((size_t)nt * sizeof *ctx);
@@ -372,5 +356,6 @@ int prepare_run(const PrepareOpts *o, PrepareStats *st, Err *e) {
     free(scratch);
     free(ctx);
     strlist_free(&files);
+    if (lock >= 0) close(lock);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../common/vmath.h"
 #include "../data/loader.h"
@@ -28,6 +29,7 @@ typedef struct {
     float *adam_m, *adam_v;
     int *inputs, *targets;
     FILE *metrics;
+    int lock_fd;                /* holds out_dir's lock: one run a directory */
     TrainState st;              /* step done so far, RNG; the loader keeps its own position */
     int64_t saved_step;         /* the step of the newest checkpoint written */
 } Run;
@@ -49,20 +51,6 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int mkdir_p(const char *path, Err *e) {
-    char tmp[CONFIG_STR];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1;; p++) {
-        if (*p == '/' || !*p) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return err_sys(e, "out_dir: cannot create %s", tmp);
-            *p = c;
-            if (!c) return 0;
-        }
-    }
 }
 
 int trainer_model_config(const Config *c, GPT2Config *g, Err *e) {
@@ -245,7 +233,10 @@ static int trim_metrics(const char *path, int64_t step, Err *e) {
 static int setup(Run *r, Err *e) {
     Config *c = &r->cfg;
     char ckpt[CONFIG_STR + 64] = "", init[CONFIG_STR + 64] = "";
-    if (mkdir_p(c->out_dir, e)) return -1;
+    if (mkdir_p(c->out_dir, "out_dir", e)) return -1;
+    r->lock_fd = dir_lock(c->out_dir, "out_dir", e);
+    if (r->lock_fd == -1) return -1;
+    if (r->lock_fd == -2) fprintf(stderr, "note: %s\n", e->msg); /* a filesystem without locks: go on */
     if (strcmp(c->resume, "never") == 0) {
         if (!dir_is_empty(c->out_dir))
             return err_set(e, "out_dir %s is not empty and resume=never refuses to overwrite it (use another "
@@ -367,6 +358,7 @@ static void teardown(Run *r) {
     free(r->inputs);
     free(r->targets);
     if (r->metrics) fclose(r->metrics);
+    if (r->lock_fd >= 0) close(r->lock_fd);
 }
 
 /* patience: whether the last `patience` evaluations (every eval_interval
@@ -491,7 +483,7 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
 
 int trainer_run(const Config *c, const Bpe *bpe, volatile sig_atomic_t *stop, Err *e) {
     if (c->threads > 0) omp_set_num_threads(c->threads);
-    Run r = {.cfg = *c};
+    Run r = {.cfg = *c, .lock_fd = -1};
     r.c = &r.cfg;
     int rc = setup(&r, e);
     if (rc == 0) rc = train_loop(&r, bpe, stop, e);

@@ -1,6 +1,7 @@
 /* Tests of the shared helpers in common/: the cgroup memory headroom that
  * the trainer's memory check reads, on fake /proc/self/cgroup files and
- * /sys/fs/cgroup trees (v1 and v2) built in a temporary directory. */
+ * /sys/fs/cgroup trees (v1 and v2) built in a temporary directory; making
+ * and locking output directories. */
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -80,9 +81,41 @@ static void test_cgroup_headroom(void) {
     CHECK(avail > 0 && source != NULL, "mem_available %.0f", avail);
 }
 
+/* mkdir_p makes parents and names what gave the path; dir_lock admits one
+ * holder at a time (flock locks belong to an open file, so a second open
+ * in this same process is refused too) and names it by pid. */
+static void test_dirs(void) {
+    char dir[4096], file[4096], under[4200];
+    Err e;
+    snprintf(dir, sizeof dir, "%s/a/b/c", root);
+    CHECK(mkdir_p(dir, "out_dir", &e) == 0, "%s", e.msg);
+    CHECK(mkdir_p(dir, "out_dir", &e) == 0, "again: %s", e.msg);
+    struct stat st;
+    CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode), "%s not made", dir);
+    put("file", "x");
+    snprintf(file, sizeof file, "%s/file", root);
+    snprintf(under, sizeof under, "%s/sub", file);
+    CHECK(mkdir_p(under, "--out", &e) == -1 && strstr(e.msg, "--out: cannot create directory") &&
+              strstr(e.msg, file), "under a file: %s", e.msg);
+    CHECK(mkdir_p(file, "--out", &e) == -1 && strstr(e.msg, "is not a directory"), "a file: %s", e.msg);
+
+    int fd = dir_lock(dir, "out_dir", &e);
+    CHECK(fd >= 0, "first lock: %s", e.msg);
+    char want[64];
+    snprintf(want, sizeof want, "(pid %d)", (int)getpid());
+    CHECK(dir_lock(dir, "out_dir", &e) == -1 && strstr(e.msg, "out_dir: ") && strstr(e.msg, dir) &&
+              strstr(e.msg, "is in use") && strstr(e.msg, want), "second lock: %s", e.msg);
+    close(fd);
+    fd = dir_lock(dir, "out_dir", &e);
+    CHECK(fd >= 0, "after release: %s", e.msg);
+    close(fd);
+    CHECK(dir_lock(file, "out_dir", &e) == -1 && strstr(e.msg, "cannot open"), "a file: %s", e.msg);
+}
+
 int main(void) {
     if (!mkdtemp(root)) return 1;
     RUN(test_cgroup_headroom);
+    RUN(test_dirs);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     return system(cmd) != 0;

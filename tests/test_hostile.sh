@@ -72,6 +72,25 @@ expect_error val_data_is_train_data "both take $T/data/train_000000.bin = $T/ali
 expect_error missing_tokenizer "encoder.json: cannot open" env TRAIN_ASSETS="$T/none" $TRAIN tokenize </dev/null
 expect_error missing_checkpoint "$T/none: not a checkpoint" $TRAIN sample "$T/none"
 
+# --- one run a directory: a second ./train on a busy out_dir or --out --------
+# is refused, naming the pid, and takes nothing from the running one (which
+# would otherwise have its metrics.csv truncated and its checkpoints pruned);
+# the lock ends with its process, kill -9 included
+$TRAIN "$C" out_dir="$T/busy" max_steps=1000000 eval_interval=0 >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 300); do [ -f "$T/busy/metrics.csv" ] && [ "$(wc -l <"$T/busy/metrics.csv")" -ge 3 ] && break; sleep 0.1; done
+head -2 "$T/busy/metrics.csv" >"$T/busy_head"
+expect_error out_dir_in_use "out_dir: $T/busy is in use by another ./train (pid $pid)" $TRAIN "$C" out_dir="$T/busy"
+expect_error out_dir_in_use_resume_never "out_dir: $T/busy is in use" $TRAIN "$C" out_dir="$T/busy" resume=never
+expect_error prepare_out_in_use "--out: $T/busy is in use by another ./train (pid $pid)" \
+    $TRAIN prepare --source pg19 "$T/book.txt" --out "$T/busy"
+head -2 "$T/busy/metrics.csv" | cmp -s - "$T/busy_head" && ! ls "$T/busy" | grep -q '_000000.bin' &&
+    pass busy_out_dir_untouched || fail busy_out_dir_untouched "$(ls "$T/busy") $(head -2 "$T/busy/metrics.csv")"
+kill -9 $pid
+wait $pid 2>/dev/null
+$TRAIN "$C" out_dir="$T/busy" max_steps=1 >"$T/busy.out" 2>&1 && pass lock_ends_with_its_process ||
+    fail lock_ends_with_its_process "$(tail -2 "$T/busy.out")"
+
 # --- damaged shards -----------------------------------------------------------
 mkdir -p "$T/cut" && head -c 5000 "$T/data/train_000000.bin" >"$T/cut/train_000000.bin"
 expect_error truncated_shard "$T/cut/train_000000.bin: header says" $TRAIN "$C" train_data="$T/cut/train_*.bin"
