@@ -54,7 +54,7 @@ ifeq ($(SAN),1)
 endif
 
 LIB_SRC := common/err.c tokenizer/bpe.c data/shard.c data/sources.c data/prepare.c data/loader.c \
-           model/matmul.c model/ops.c model/gpt2.c model/optim.c model/config.c model/safetensors.c \
+           model/matmul.c model/amx.c model/ops.c model/gpt2.c model/optim.c model/config.c model/safetensors.c \
            model/checkpoint.c model/sampler.c model/trainer.c model/generate.c attention/attention.c attention/softmax.c attention/polynomial.c attention/polysketch.c attention/sketch_net.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))

@@ -18,6 +18,8 @@
 
 #include "../common/err.h"
 #include "../common/vmath.h"
+#include "amx.h"
+#include "transpose16.h"
 
 /* Off x86 (aarch64, ...) one build remains: the portable kernel and
  * packing in plain C and GCC vectors, compiled for that CPU's own SIMD. */
@@ -293,30 +295,6 @@ const char *sgemm_simd_name(void) { return KERNELS[sgemm_simd(-1)].name; }
  * on AVX2 8 x 8 blocks. */
 
 #if X86
-/* r[i][j] becomes r[j][i]: 32-bit, 64-bit and two 128-bit-lane interleaves */
-__attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16]) {
-    __m512 a[16], b[16], c[16];
-    for (int i = 0; i < 8; i++) {
-        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++)
-        for (int h = 0; h < 2; h++) {
-            __m512d x = _mm512_castps_pd(a[4 * i + h]), y = _mm512_castps_pd(a[4 * i + h + 2]);
-            b[4 * i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
-            b[4 * i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x, y));
-        }
-    for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 4; j++) {
-            c[8 * i + j] = _mm512_shuffle_f32x4(b[8 * i + j], b[8 * i + j + 4], 0x88);
-            c[8 * i + j + 4] = _mm512_shuffle_f32x4(b[8 * i + j], b[8 * i + j + 4], 0xdd);
-        }
-    for (int j = 0; j < 8; j++) {
-        r[j] = _mm512_shuffle_f32x4(c[j], c[j + 8], 0x88);
-        r[j + 8] = _mm512_shuffle_f32x4(c[j], c[j + 8], 0xdd);
-    }
-}
-
 /* 16 rows src[i*ld + k], k in [0, k16), into out[k*stride + i]; k16 a
  * multiple of 16. With split, rows 0-7 go to out and rows 8-15 to out2 (two
  * MR-row panels of A, stride MR); else all 16 to out (half a B panel). */
@@ -579,6 +557,7 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void kernel_bf16(i
 
 int sgemm_bf16_supported(void) { /* and not lowered below AVX-512 by TRAIN_SIMD */
     __builtin_cpu_init();
+    amx_use(-1); /* asked here, before any parallel region */
     return sgemm_simd(-1) == SGEMM_AVX512 && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
 }
 #else
@@ -751,6 +730,7 @@ static void gemm(int M, int N, int K, const float *A, int lda, int transA, const
     if (!kernel_8x32) sgemm_simd(-1);
     int nt = (double)M * N * K < 2e5 ? 1 : omp_get_max_threads();
     int split_n = M <= N && (N + NR - 1) / NR >= nt;
+    int amx = bf16 && K > 0 && amx_use(-1);
     #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), n = omp_get_num_threads();
@@ -766,7 +746,8 @@ static void gemm(int M, int N, int K, const float *A, int lda, int transA, const
             i1 = (int)((long)units * (t + 1) / n) * MR;
             if (i1 > M) i1 = M;
         }
-        if (i0 < i1 && j0 < j1) region(K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, i0, i1, j0, j1, bf16);
+        if (i0 < i1 && j0 < j1 && amx) amx_region(K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, i0, i1, j0, j1);
+        else if (i0 < i1 && j0 < j1) region(K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, i0, i1, j0, j1, bf16);
     }
 }
 
@@ -779,6 +760,8 @@ void sgemm_bf16(int M, int N, int K, const float *A, int lda, int transA, const 
                 float *C, int ldc, int accumulate) {
     gemm(M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, 1);
 }
+
+int sgemm_bf16_amx(int on) { return amx_use(on); }
 
 void sgemm_reference(int M, int N, int K, const float *A, int lda, int transA, const float *B,
                      int ldb, int transB, float *C, int ldc, int accumulate) {

@@ -17,10 +17,14 @@ void sgemm(int M, int N, int K, const float *A, int lda, int transA, const float
            int transB, float *C, int ldc, int accumulate);
 
 /* The same with A and B rounded to bfloat16 (fp32 accumulation and output),
- * on AVX512-BF16; only where sgemm_bf16_supported(). */
+ * on AVX512-BF16, or on AMX where the CPU has it (model/amx.h); only where
+ * sgemm_bf16_supported(). */
 void sgemm_bf16(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb,
                 int transB, float *C, int ldc, int accumulate);
 int sgemm_bf16_supported(void);
+/* Whether sgemm_bf16 runs on AMX: on < 0 asks; 0 or 1 turns it off, or
+ * back on where the CPU has it (TRAIN_AMX=0 starts it off). */
+int sgemm_bf16_amx(int on);
 
 /* out[N,OC] = inp[N,C] . weight[OC,C]^T + bias[OC] (bias may be NULL); bf16:
  * the product in bfloat16 (precision=bf16) */

@@ -153,38 +153,56 @@ static float round_bf16(float x) { /* to nearest even, as the packing does */
     return x;
 }
 
-/* bf16 products: with the inputs rounded to bf16 beforehand, the reference
+/* bf16 products, on each kernel this CPU has (AVX512-BF16, and AMX where
+ * it can run): with the inputs rounded to bf16 beforehand, the reference
  * in double must match to fp32 accumulation (so pairing, padding of odd k,
- * transposes and edges are all right); and the result stays near fp32's. */
+ * transposes, edges and AMX's blocks of 512 k, 128 rows and 512 columns are
+ * all right); the result stays near fp32's; and 1 and 2 threads give the
+ * same bits. */
 static void test_sgemm_bf16(void) {
     if (!sgemm_bf16_supported()) {
         printf("  (this CPU has no AVX512-BF16: nothing to test)\n");
         return;
     }
-    int shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {8, 32, 256}, {9, 31, 257}, {130, 70, 301}, {3, 1030, 17}, {48, 1100, 67}, {601, 40, 601}};
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-        for (int t = 0; t < 8; t++) {
-            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = t & 1, tb = (t >> 1) & 1, acc = t >> 2;
-            size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
-            float *A = randn(na, 1), *B = randn(nb, 1), *C = randn(nc, 1);
-            float *Ar = owned(malloc(na * 4)), *Br = owned(malloc(nb * 4)), *R = owned(malloc(nc * 4)), *F = owned(malloc(nc * 4));
-            for (size_t i = 0; i < na; i++) Ar[i] = round_bf16(A[i]);
-            for (size_t i = 0; i < nb; i++) Br[i] = round_bf16(B[i]);
-            memcpy(R, C, nc * 4);
-            memcpy(F, C, nc * 4);
-            sgemm_bf16(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, C, N, acc);
-            sgemm_reference(M, N, K, Ar, ta ? M : K, ta, Br, tb ? K : N, tb, R, N, acc);
-            sgemm_reference(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, F, N, acc);
-            double err = 0, far = 0;
-            for (size_t i = 0; i < nc; i++) {
-                err = fmax(err, fabs(C[i] - R[i]));
-                far = fmax(far, fabs(C[i] - F[i]));
+    int shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {8, 32, 256}, {9, 31, 257}, {130, 70, 301}, {3, 1030, 17}, {48, 1100, 67},
+                       {601, 40, 601}, {300, 530, 1100}, {64, 64, 1024}};
+    int amx = sgemm_bf16_amx(-1);
+    for (int kernel = 0; kernel <= amx; kernel++) {
+        sgemm_bf16_amx(kernel);
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            for (int t = 0; t < 8; t++) {
+                int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = t & 1, tb = (t >> 1) & 1, acc = t >> 2;
+                size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+                float *A = randn(na, 1), *B = randn(nb, 1), *C = randn(nc, 1);
+                float *Ar = owned(malloc(na * 4)), *Br = owned(malloc(nb * 4)), *R = owned(malloc(nc * 4));
+                float *F = owned(malloc(nc * 4)), *C1 = owned(malloc(nc * 4));
+                for (size_t i = 0; i < na; i++) Ar[i] = round_bf16(A[i]);
+                for (size_t i = 0; i < nb; i++) Br[i] = round_bf16(B[i]);
+                memcpy(R, C, nc * 4);
+                memcpy(F, C, nc * 4);
+                memcpy(C1, C, nc * 4);
+                sgemm_bf16(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, C, N, acc);
+                omp_set_num_threads(1);
+                sgemm_bf16(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, C1, N, acc);
+                omp_set_num_threads(omp_get_num_procs());
+                sgemm_reference(M, N, K, Ar, ta ? M : K, ta, Br, tb ? K : N, tb, R, N, acc);
+                sgemm_reference(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, F, N, acc);
+                double err = 0, far = 0;
+                for (size_t i = 0; i < nc; i++) {
+                    err = fmax(err, fabs(C[i] - R[i]));
+                    far = fmax(far, fabs(C[i] - F[i]));
+                }
+                const char *name = kernel ? "AMX" : "AVX512-BF16";
+                CHECK(err < 1e-4 * sqrt(K), "%s: M%d N%d K%d transA %d transB %d acc %d: %g from the bf16-rounded "
+                      "reference", name, M, N, K, ta, tb, acc, err);
+                CHECK(far < 2e-2 * sqrt(K), "%s: M%d N%d K%d: %g from fp32", name, M, N, K, far);
+                CHECK(memcmp(C, C1, nc * 4) == 0, "%s: M%d N%d K%d transA %d transB %d: 1 and 2 threads differ",
+                      name, M, N, K, ta, tb);
+                release();
             }
-            CHECK(err < 1e-4 * sqrt(K), "M%d N%d K%d transA %d transB %d acc %d: %g from the bf16-rounded reference",
-                  M, N, K, ta, tb, acc, err);
-            CHECK(far < 2e-2 * sqrt(K), "M%d N%d K%d: %g from fp32", M, N, K, far);
-            release();
-        }
+    }
+    sgemm_bf16_amx(amx);
+    printf("  bf16 kernels tested: AVX512-BF16%s\n", amx ? " and AMX" : " (this CPU has no AMX)");
 }
 
 typedef struct {

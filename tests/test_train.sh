@@ -124,6 +124,14 @@ if grep -q avx512_bf16 /proc/cpuinfo && [[ ${TRAIN_SIMD:-avx512} == avx512 ]]; t
     a=$(grep -E '^step +40 \| val loss' "$T/log1" | sed -E 's/.*val loss //'); b=$(grep -E '^step +40 \| val loss' "$T/bf16.log" | sed -E 's/.*val loss //')
     awk -v a="$a" -v b="$b" 'BEGIN { d = (a - b) / a; exit !(a > 0 && b > 0 && d < 0.02 && d > -0.02) }' &&
         grep -q "bf16 products" "$T/bf16.log" && pass bf16_tracks_fp32 || fail bf16_tracks_fp32 "val loss fp32 $a, bf16 $b"
+    # where the CPU has AMX, the run above used it; TRAIN_AMX=0 takes the AVX512-BF16 kernel, which tracks too
+    if grep -qw amx_bf16 /proc/cpuinfo; then
+        TRAIN_AMX=0 $TRAIN "$T/tiny.cfg" precision=bf16 out_dir="$T/bf16v" >"$T/bf16v.log" 2>&1
+        c=$(grep -E '^step +40 \| val loss' "$T/bf16v.log" | sed -E 's/.*val loss //')
+        grep -q "bf16 products on AMX" "$T/bf16.log" && grep -q "bf16 products$" "$T/bf16v.log" &&
+            awk -v a="$a" -v c="$c" 'BEGIN { d = (a - c) / a; exit !(c > 0 && d < 0.02 && d > -0.02) }' &&
+            pass bf16_amx_and_avx512_bf16_track_fp32 || fail bf16_amx_and_avx512_bf16_track_fp32 "fp32 $a, AMX $b, AVX512-BF16 $c"
+    fi
 else
     expect_error bf16_needs_avx512_bf16 "precision: bf16 needs a CPU with AVX512-BF16" $TRAIN "$T/tiny.cfg" precision=bf16
 fi
