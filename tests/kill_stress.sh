@@ -14,17 +14,7 @@ TEST_NAME=kill_stress
 source tests/lib.sh
 want=100
 case ${1:-} in [0-9]*) want=$1; shift ;; esac
-losses() { cut -d, -f1-5 "$1/metrics.csv"; }
-tiny_setup 300000
-cat >>"$T/tiny.cfg" <<CFG
-lr = 3e-3
-warmup_steps = 5
-max_steps = 60
-eval_interval = 20
-eval_steps = 2
-checkpoint_interval = 2
-keep_checkpoints = 2
-CFG
+resume_setup
 [ -x "$TRAIN" ] || { echo "FAIL kill_stress: $TRAIN is not built (make)"; echo "0 passed, 1 failed"; exit 1; }
 t0=$EPOCHREALTIME
 $TRAIN "$T/tiny.cfg" "$@" out_dir="$T/straight" >"$T/straight.log" 2>&1 ||

@@ -35,3 +35,20 @@ threads = 2
 out_dir = $T/run
 CFG
 }
+
+# resume_setup: tiny_setup's model on 300 KB for 60 steps, a checkpoint every
+# 2, the run that test_resume.sh and kill_stress.sh interrupt; losses DIR:
+# the step, loss, val_loss, lr and grad_norm columns of its metrics.csv
+resume_setup() {
+    tiny_setup 300000
+    cat >>"$T/tiny.cfg" <<CFG
+lr = 3e-3
+warmup_steps = 5
+max_steps = 60
+eval_interval = 20
+eval_steps = 2
+checkpoint_interval = 2
+keep_checkpoints = 2
+CFG
+}
+losses() { cut -d, -f1-5 "$1/metrics.csv"; }

@@ -5,18 +5,8 @@ set -u
 cd "$(dirname "$0")/.."
 TEST_NAME=test_resume
 source tests/lib.sh
-losses() { cut -d, -f1-5 "$1/metrics.csv"; }
 
-tiny_setup 300000
-cat >>"$T/tiny.cfg" <<CFG
-lr = 3e-3
-warmup_steps = 5
-max_steps = 60
-eval_interval = 20
-eval_steps = 2
-checkpoint_interval = 2
-keep_checkpoints = 2
-CFG
+resume_setup
 
 t0=$EPOCHREALTIME
 $TRAIN "$T/tiny.cfg" out_dir="$T/straight" >"$T/straight.log" 2>&1 || fail straight_run "$(tail -2 "$T/straight.log")"
