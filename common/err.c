@@ -195,6 +195,7 @@ double mem_available(const char **source) {
 
 int mkdir_p(const char *path, const char *what, Err *e) {
     char tmp[4096];
+    if (!*path) return err_set(e, "%s: an empty path", what);
     if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return err_set(e, "%s: the path is too long", what);
     for (char *p = tmp + 1;; p++) {
         if (*p == '/' || *p == 0) {

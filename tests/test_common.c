@@ -98,6 +98,7 @@ static void test_dirs(void) {
     CHECK(mkdir_p(under, "--out", &e) == -1 && strstr(e.msg, "--out: cannot create directory") &&
               strstr(e.msg, file), "under a file: %s", e.msg);
     CHECK(mkdir_p(file, "--out", &e) == -1 && strstr(e.msg, "is not a directory"), "a file: %s", e.msg);
+    CHECK(mkdir_p("", "out_dir", &e) == -1 && strstr(e.msg, "out_dir: an empty path"), "empty: %s", e.msg);
 
     int fd = dir_lock(dir, "out_dir", &e);
     CHECK(fd >= 0, "first lock: %s", e.msg);
