@@ -33,7 +33,8 @@ for s in $shapes; do
         OMP_NUM_THREADS=2 $train config/default.cfg n_layer=$L n_head=$H n_embd=$C batch_size=$B seq_len=$T \
             block_size=1024 max_steps=$((steps + 2)) eval_interval=0 warmup_steps=0 precision=bf16 out_dir="$tmp/bf16" >"$tmp/bf16.log"
         bf=$(step_ms_median "$tmp/bf16.log" "$steps")
-        echo "ours, precision=bf16: $bf ms/step (median of $steps)"
+        kernel=AVX512-BF16; grep -q "bf16 products on AMX" "$tmp/bf16.log" && kernel=AMX
+        echo "ours, precision=bf16 ($kernel): $bf ms/step (median of $steps)"
     fi
     rm -rf "$tmp/run" "$tmp/bf16"
     theirs=$(LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1 \
