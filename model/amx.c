@@ -9,7 +9,9 @@
  * Loops as in matmul.c's region: for each NCA column block and KCA slice, B
  * is packed once into 32-column panels of pairs; for each MCA row block, A
  * into rows of bf16; then each 32 x 32 block of C runs through the slice,
- * B's panel (32 KB) staying in L1 while A's rows come from L2. Packing
+ * B's panel (64 KB for a whole slice) read again from L1 and L2 for every
+ * 32 rows of A, which come from L2. 1024 k a slice measured faster than
+ * 512 (more passes over C) and 2048 (less in cache; bench/RESULTS.md). Packing
  * rounds to nearest even (vcvtne2ps2bf16, as the AVX512-BF16 kernel's) and
  * pads with zeros to multiples of 32 in every direction; edge blocks of C
  * go through a scratch block. */
@@ -28,10 +30,10 @@
 #include "transpose16.h"
 
 #define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16")))
-#define KCA 1024            /* k per slice, a multiple of 32 */
+#define KCA 1024           /* k per slice, a multiple of 32 */
 #define MCA 128            /* rows of A per packed block, a multiple of 32 */
 #define NCA 512            /* columns of B per packed block, a multiple of 32 */
-#define AROW (KCA + 32)    /* bf16 per packed row of A: a slice, and a cache line off the 1 KB stride */
+#define AROW (KCA + 32)    /* bf16 per packed row of A: a slice, and a cache line more, off a power of two */
 
 int amx_use(int on) {
     static int can = -1, use; /* set before any parallel region: sgemm_bf16_supported asks first */
