@@ -234,7 +234,8 @@ static float head_loss(GPT2 *m, const int *targets, int BT, int grad, float dlos
         }
         crossentropy_forward_backward(a->losses + r0, d->lse + r0, a->logits, targets + r0, dloss_scale / (float)BT,
                                       n, V);
-        matmul_backward(d->dC1 + (size_t)r0 * C, m->g.wte, NULL, a->logits, x, m->p.wte, n, C, V, c->bf16);
+        matmul_backward(d->dC1 + (size_t)r0 * C, m->g.wte, NULL, a->logits, x, m->p.wte, n, C, V,
+                        r0 > 0 || !m->grads_stale, c->bf16);
     }
     double total = 0.0; /* in position order, whatever the chunks */
     for (int i = 0; i < BT; i++) total += a->losses[i];
@@ -277,6 +278,7 @@ static void body_backward(GPT2 *m) {
     ActTensors *a = &m->a;
     GradScratch *d = &m->d;
     const size_t nC = (size_t)BT * C;
+    const int add = !m->grads_stale; /* the weight gradients: written or added to */
 
     memset(d->dres, 0, nC * sizeof(float));
     float *last = a->residual3 + (size_t)(L - 1) * nC;
@@ -294,25 +296,26 @@ static void body_backward(GPT2 *m) {
         }
         /* residual3 = residual2 + dropout(fcproj): dres flows to both */
         matmul_backward(d->d4C, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, branch_grad(m, nC, 2 + 2 * l),
-                        fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, c->bf16);
+                        fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, add, c->bf16);
         gelu_backward(d->d4C, a->fch + 4 * lC, d->d4C, BT * 4 * C); /* in place: element by element */
         matmul_backward(d->dC1, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, d->d4C, ln2,
-                        p->fcw + (size_t)l * 4 * C * C, BT, C, 4 * C, c->bf16);
+                        p->fcw + (size_t)l * 4 * C * C, BT, C, 4 * C, add, c->bf16);
         layernorm_backward(d->dres, g->ln2w + l * C, g->ln2b + l * C, d->dC1, a->residual2 + lC,
                            p->ln2w + l * C, a->ln2_mean + lB, a->ln2_rstd + lB, BT, C);
         /* residual2 = res + dropout(attproj) */
         matmul_backward(d->dC2, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, branch_grad(m, nC, 1 + 2 * l),
-                        a->atty + lC, p->attprojw + (size_t)l * C * C, BT, C, C, c->bf16);
+                        a->atty + lC, p->attprojw + (size_t)l * C * C, BT, C, C, add, c->bf16);
         memset(d->dqkv, 0, 3 * nC * sizeof(float));
         c->kind->backward(&c->attn, p->attn + l * na, a->qkv + 3 * lC, a->atty + lC, a->attsaved + l * ns,
                           d->dC2, d->dqkv, g->attn + l * na, B, T);
         matmul_backward(d->dC1, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, d->dqkv, ln1,
-                        p->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C, c->bf16);
+                        p->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C, add, c->bf16);
         layernorm_backward(d->dres, g->ln1w + l * C, g->ln1b + l * C, d->dC1, res, p->ln1w + l * C,
                            a->ln1_mean + lB, a->ln1_rstd + lB, BT, C);
     }
     if (m->fwd_dropout) dropout_apply(d->dres, d->dres, nC, c->dropout, m->fwd_key, 0);
-    encoder_backward(g->wte, g->wpe, d->dres, m->inputs, B, T, C);
+    encoder_backward(g->wte, g->wpe, d->dres, m->inputs, B, T, C); /* after the LM head's product wrote g->wte */
+    m->grads_stale = 0;
 }
 
 void gpt2_backward(GPT2 *m, float dloss_scale) {
@@ -322,7 +325,8 @@ void gpt2_backward(GPT2 *m, float dloss_scale) {
         head_loss(m, m->targets, BT, 1, dloss_scale);
     } else {
         crossentropy_backward(m->a.logits, m->a.logits, m->targets, dloss_scale / (float)BT, BT, V);
-        matmul_backward(m->d.dC1, m->g.wte, NULL, m->a.logits, m->a.lnf, m->p.wte, BT, C, V, c->bf16);
+        matmul_backward(m->d.dC1, m->g.wte, NULL, m->a.logits, m->a.lnf, m->p.wte, BT, C, V, !m->grads_stale,
+                        c->bf16);
     }
     body_backward(m);
 }
@@ -334,6 +338,19 @@ float gpt2_forward_backward(GPT2 *m, const int *inputs, const int *targets, int 
     return loss;
 }
 
+/* Whether the gradient at offset k of m->grads belongs to a weight that a
+ * backward's first weight-gradient product writes whole (matmul_backward's
+ * dw_add): wte (the LM head's product, before the embedding adds to it) and
+ * the four linear layers' weights. */
+static int written_by_product(const GPT2 *m, size_t k) {
+    static const int tensors[] = {0, 4, 6, 10, 12}; /* wte, qkvw, attprojw, fcw, fcprojw */
+    const float *g = m->grads + k;
+    const float *const starts[] = {m->g.wte, m->g.qkvw, m->g.attprojw, m->g.fcw, m->g.fcprojw};
+    for (int i = 0; i < 5; i++)
+        if (g >= starts[i] && g < starts[i] + m->param_sizes[tensors[i]]) return 1;
+    return 0;
+}
+
 void gpt2_update(GPT2 *m, float *adam_m, float *adam_v, const AdamW *o, int t, float grad_scale) {
     for (int i = 0; i < gpt2_n_tensors(m); i++) {
         TensorInfo ti;
@@ -341,8 +358,9 @@ void gpt2_update(GPT2 *m, float *adam_m, float *adam_v, const AdamW *o, int t, f
         if (!ti.trainable) continue;
         size_t n = (size_t)ti.shape[0] * (size_t)(ti.ndim == 2 ? ti.shape[1] : 1), k = ti.offset;
         adamw_update(m->params + k, m->grads + k, adam_m + k, adam_v + k, n, o, ti.decay ? o->weight_decay : 0.0f, t,
-                     grad_scale);
+                     grad_scale, !written_by_product(m, k));
     }
+    m->grads_stale = 1;
 }
 
 double gpt2_flops_per_token(const GPT2 *m, int T) {

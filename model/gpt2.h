@@ -109,6 +109,9 @@ typedef struct {
     uint64_t dropout_key;      /* ... with masks drawn from this key (dropout_apply) */
     int fwd_dropout;           /* the last forward applied dropout, with fwd_key */
     uint64_t fwd_key;
+    int grads_stale;           /* set by gpt2_update: the linear layers' weight gradients (see
+                                  gpt2_update) still hold the last step's; the next backward's
+                                  products write them instead of adding to them */
 } GPT2;
 
 /* Fills cfg->attn from the model shape; the attention keys are set by the caller. */
@@ -138,7 +141,7 @@ const float *gpt2_logits(const GPT2 *m, int pos);
 
 /* Backward of the last forward (which had targets), scaling the loss
  * gradient by dloss_scale (1 / grad_accum); accumulates into m->grads
- * (zero after gpt2_build and after gpt2_update). With head_rows below B*T
+ * (zero after gpt2_build, and in effect after gpt2_update: see there). With head_rows below B*T
  * it computes the LM head's logits once more; gpt2_forward_backward does
  * not. */
 void gpt2_backward(GPT2 *m, float dloss_scale);
@@ -150,7 +153,13 @@ float gpt2_forward_backward(GPT2 *m, const int *inputs, const int *targets, int 
 
 /* One AdamW step over every parameter: weight decay on the 2-D weights
  * only (as nanoGPT), adam_m and adam_v in the parameter layout, gradients
- * multiplied by grad_scale (clipping) and left zeroed for the next step. */
+ * multiplied by grad_scale (clipping) and left zeroed for the next step;
+ * except the linear layers' weights (wte, c_attn, attn.c_proj, mlp.c_fc,
+ * mlp.c_proj: all but a few parameters), whose gradients stay as they are
+ * and are marked stale (m->grads_stale): the next backward's weight-gradient
+ * products write them rather than add to them. The same numbers, and two
+ * passes over 4 bytes a parameter fewer: AdamW's writing of zeros and the
+ * products' reading of them. */
 struct AdamW;
 void gpt2_update(GPT2 *m, float *adam_m, float *adam_v, const struct AdamW *o, int t, float grad_scale);
 

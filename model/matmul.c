@@ -790,10 +790,10 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
 }
 
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, int N, int C, int OC, int bf16) {
+                     const float *inp, const float *weight, int N, int C, int OC, int dw_add, int bf16) {
     /* forward: out[n,o] = sum_c inp[n,c] weight[o,c] + bias[o] */
     if (dinp) gemm(N, C, OC, dout, OC, 0, weight, C, 0, dinp, C, 0, bf16); /* dinp = dout . W */
-    gemm(OC, C, N, dout, OC, 1, inp, C, 0, dweight, C, 1, bf16);          /* dW += dout^T . inp */
+    gemm(OC, C, N, dout, OC, 1, inp, C, 0, dweight, C, dw_add, bf16);     /* dW (+)= dout^T . inp */
     if (!dbias) return;
     #pragma omp parallel for schedule(static)
     for (int o0 = 0; o0 < OC; o0 += 64) {

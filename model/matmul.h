@@ -31,11 +31,11 @@ int sgemm_bf16_amx(int on);
 void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
                     int N, int C, int OC, int bf16);
 
-/* dinp[N,C] = dout . weight (overwritten);  dweight[OC,C] += dout^T . inp;
- * dbias += column sums (parameter gradients accumulate over micro-batches).
- * dinp or dbias may be NULL. */
+/* dinp[N,C] = dout . weight (overwritten);  dweight[OC,C] += dout^T . inp
+ * (= without dw_add);  dbias += column sums (parameter gradients accumulate
+ * over micro-batches). dinp or dbias may be NULL. */
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, int N, int C, int OC, int bf16);
+                     const float *inp, const float *weight, int N, int C, int OC, int dw_add, int bf16);
 
 /* The micro-kernel build in use: chosen at the first call from the CPU
  * (AVX-512, else AVX2 with FMA, else portable SSE2), lowered by the

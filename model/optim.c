@@ -6,14 +6,14 @@
 #define CHUNK 65536
 
 void adamw_update(float *params, float *grads, float *m, float *v, size_t n, const AdamW *o,
-                  float weight_decay, int t, float grad_scale) {
+                  float weight_decay, int t, float grad_scale, int zero_grads) {
     const float b1 = o->beta1, b2 = o->beta2, lr = o->lr;
     const float bc1 = 1.0f - powf(b1, (float)t), bc2 = 1.0f - powf(b2, (float)t);
     const float step = lr / bc1, bc2_sqrt = sqrtf(bc2), decay = 1.0f - lr * weight_decay;
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i] * grad_scale;
-        grads[i] = 0.0f;
+        if (zero_grads) grads[i] = 0.0f;
         float p = params[i] * decay;
         float mi = b1 * m[i] + (1.0f - b1) * g;
         float vi = b2 * v[i] + (1.0f - b2) * g * g;

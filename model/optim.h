@@ -13,10 +13,11 @@ typedef struct AdamW {
 /* One update of n parameters at step t (1-based), as torch.optim.AdamW, on
  * the gradients times grad_scale (the clipping factor, 1 when not clipping):
  *   p *= 1 - lr * wd;  m, v updated;  p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
- * The gradients are zeroed as they are read, ready for the next step: one
- * pass over the memory instead of three (scale, update, zero). */
+ * With zero_grads the gradients are zeroed as they are read, ready for the
+ * next step: one pass over the memory instead of three (scale, update,
+ * zero); without, they are only read. */
 void adamw_update(float *params, float *grads, float *m, float *v, size_t n, const AdamW *o,
-                  float weight_decay, int t, float grad_scale);
+                  float weight_decay, int t, float grad_scale, int zero_grads);
 
 /* The L2 norm of n values, summed in double over fixed chunks. */
 float grad_norm(const float *g, size_t n);

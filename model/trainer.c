@@ -405,7 +405,7 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
     for (int step = first; step <= c->max_steps; step++) {
         double t0 = now();
         float lr = lr_at(step - 1, c->max_steps, c->warmup_steps, (float)c->lr, (float)c->min_lr, sched);
-        double loss = 0; /* the gradients are zero: gpt2_update left them so */
+        double loss = 0; /* the gradients are zero, or stale where backward writes them (gpt2_update) */
         for (int micro = 0; micro < c->grad_accum; micro++) {
             if (loader_next(&r->train, r->inputs, r->targets, e)) return -1;
             m->training = 1;

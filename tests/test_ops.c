@@ -228,7 +228,7 @@ static void test_matmul_backward(void) {
     /* dinp starts as garbage: it is overwritten, the parameter gradients accumulate */
     float *out = zeros((size_t)N * OC), *dinp = randn((size_t)N * C, 1), *dw = zeros((size_t)OC * C), *db = zeros(OC);
     matmul_forward(out, inp, w, b, N, C, OC, 0);
-    matmul_backward(dinp, dw, db, r, inp, w, N, C, OC, 0);
+    matmul_backward(dinp, dw, db, r, inp, w, N, C, OC, 1, 0);
     MatmulD d = {to_double(inp, (size_t)N * C), to_double(w, (size_t)OC * C), to_double(b, OC), to_double(r, (size_t)N * OC), N, C, OC};
     double ref[13 * 37];
     for (int n = 0; n < N; n++)
@@ -240,6 +240,10 @@ static void test_matmul_backward(void) {
     CHECK(!fd_check("dinp", matmul_d, &d, d.inp, dinp, (size_t)N * C), "matmul dinp");
     CHECK(!fd_check("dweight", matmul_d, &d, d.w, dw, (size_t)OC * C), "matmul dweight");
     CHECK(!fd_check("dbias", matmul_d, &d, d.b, db, OC), "matmul dbias");
+    /* without dw_add the weight gradient is written, whatever it held */
+    float *dw2 = randn((size_t)OC * C, 1), *db2 = zeros(OC);
+    matmul_backward(dinp, dw2, db2, r, inp, w, N, C, OC, 0, 0);
+    CHECK(memcmp(dw2, dw, (size_t)OC * C * sizeof *dw) == 0, "matmul dweight written (dw_add 0) differs from added to zero");
 }
 
 typedef struct {
