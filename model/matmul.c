@@ -56,10 +56,21 @@ typedef float v4 __attribute__((vector_size(16)));
 /* The 8 x 32 tile's loop over k; row r of A at step k is a[r * RS] before a
  * moves on by KS: RS = 1, KS = MR in a packed panel, RS = lda, KS = 1 in A's
  * own rows (kernel_avx512_rows), RS = 1, KS = lda in A's columns
- * (kernel_avx512_cols). */
+ * (kernel_avx512_cols). Unrolled 4 times: the loop's own three integer
+ * operations share ports with the FMAs, and an Intel Xeon (x2) ran the
+ * tile in L1 at 85 % of its FMA peak rolled, 94 % unrolled. C's 16 lines are
+ * prefetched (for writing) as it starts, so that the read or the
+ * write-allocate at the end finds them in cache: a product that writes C
+ * once (the lm_head's forward) waited there. The two together: GPT-2 124M's
+ * training step 0.94x its time on x2 (RESULTS), the same bits. */
 #define TILE_8X32(RS, KS)                                                                          \
     v16 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};     \
     v16 c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0}, c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0};     \
+    for (int r = 0; r < MR; r++) { /* C's lines on their way while the loop runs */                \
+        __builtin_prefetch(c + (size_t)r * ldc, 1, 3);                                             \
+        __builtin_prefetch(c + (size_t)r * ldc + 16, 1, 3);                                        \
+    }                                                                                              \
+    _Pragma("GCC unroll 4")                                                                        \
     for (int k = 0; k < kc; k++, a += (KS), b += NR) {                                             \
         v16 b0 = KLOAD(b), b1 = KLOAD(b + 16);                                                   \
         c00 += a[0] * b0; c01 += a[0] * b1;                                                        \
