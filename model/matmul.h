@@ -26,6 +26,11 @@ int sgemm_bf16_supported(void);
  * back on where the CPU has it (TRAIN_AMX=0 starts it off). */
 int sgemm_bf16_amx(int on);
 
+/* Whether a short product against a wide transposed B (x W^T) may be
+ * computed as C^T = W x^T and stored transposed (AVX-512, fp32): on 1, off
+ * 0 (for tests: the two give the same bits), -1 asks. */
+int sgemm_transposed(int on);
+
 /* out[N,OC] = inp[N,C] . weight[OC,C]^T + bias[OC] (bias may be NULL); bf16:
  * the product in bfloat16 (precision=bf16) */
 void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,

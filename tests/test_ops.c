@@ -144,6 +144,49 @@ static void test_sgemm_in_place_bits(void) {
     release();
 }
 
+/* x W^T with W wide (the forward over few tokens, the lm_head's) runs as
+ * C^T = W x^T stored transposed (sgemm_transposed): the same bits as the
+ * ordinary route, with K within one slice and across several, a last tile
+ * of W's rows cut short (N % 8), a ldc wider than N, accumulation, 1 and 2
+ * threads; and near the double reference. */
+static void test_sgemm_transposed_bits(void) {
+    if (sgemm_simd(-1) != SGEMM_AVX512) {
+        printf("  (the transposed route is AVX-512's: nothing to test)\n");
+        return;
+    }
+    int shapes[][4] = {{32, 128, 256, 128}, {64, 1031, 768, 1031}, {96, 2304, 300, 2310}, {32, 4100, 1024, 4100}};
+    int threads = omp_get_max_threads();
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int acc = 0; acc < 2; acc++)
+            for (int nt = 1; nt <= 2; nt++) {
+                int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = shapes[s][3];
+                float *A = randn((size_t)M * K, 1), *B = randn((size_t)N * K, 1), *C0 = randn((size_t)M * ldc, 1);
+                float *C1 = owned(malloc((size_t)M * ldc * sizeof *C1)), *C2 = owned(malloc((size_t)M * ldc * sizeof *C2));
+                float *ref = owned(malloc((size_t)M * ldc * sizeof *ref));
+                memcpy(C1, C0, (size_t)M * ldc * sizeof *C0);
+                memcpy(C2, C0, (size_t)M * ldc * sizeof *C0);
+                memcpy(ref, C0, (size_t)M * ldc * sizeof *C0);
+                omp_set_num_threads(nt);
+                sgemm_transposed(1);
+                sgemm(M, N, K, A, K, 0, B, K, 1, C1, ldc, acc);
+                sgemm_transposed(0);
+                sgemm(M, N, K, A, K, 0, B, K, 1, C2, ldc, acc);
+                sgemm_transposed(1);
+                sgemm_reference(M, N, K, A, K, 0, B, K, 1, ref, ldc, acc);
+                CHECK(memcmp(C1, C2, (size_t)M * ldc * sizeof *C1) == 0,
+                      "%dx%dx%d ldc %d acc %d, %d threads: transposed and ordinary routes differ", M, N, K, ldc, acc, nt);
+                double err = 0, scale = 0;
+                for (size_t i = 0; i < (size_t)M * ldc; i++) {
+                    err = fmax(err, fabs((double)C1[i] - ref[i]));
+                    scale = fmax(scale, fabs((double)ref[i]));
+                }
+                CHECK(err <= 1e-5 * scale, "%dx%dx%d acc %d: transposed route vs reference: %g of %g", M, N, K, acc,
+                      err, scale);
+                release();
+            }
+    omp_set_num_threads(threads);
+}
+
 static float round_bf16(float x) { /* to nearest even, as the packing does */
     uint32_t u;
     memcpy(&u, &x, sizeof u);
@@ -589,6 +632,7 @@ static void run_seeded(const char *name, void (*fn)(void), int stream) {
 int main(void) {
     run_seeded("test_sgemm_against_reference", test_sgemm_against_reference, 1);
     run_seeded("test_sgemm_in_place_bits", test_sgemm_in_place_bits, 2);
+    run_seeded("test_sgemm_transposed_bits", test_sgemm_transposed_bits, 2);
     run_seeded("test_matmul_backward", test_matmul_backward, 2);
     run_seeded("test_sgemm_bf16", test_sgemm_bf16, 3);
     run_seeded("test_layernorm_backward", test_layernorm_backward, 4);
