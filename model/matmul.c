@@ -180,9 +180,11 @@ TARGET("arch=x86-64-v4") static void kernel_avx512_cols(int kc, const float *res
  * lanes across the two halves of the block), then each column's 8 floats
  * are one store. */
 #if X86
-TARGET("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma") static void kernel_avx512_rows_tc(int kc, const float *restrict a, size_t lda,
-                                                           const float *restrict b, float *restrict c, int ldc,
-                                                           int accumulate) {
+/* (its ISA listed: GCC does not inline the AVX-512 intrinsics into an
+ * "arch=x86-64-v4" function) */
+TARGET("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")
+static void kernel_avx512_rows_tc(int kc, const float *restrict a, size_t lda, const float *restrict b,
+                                  float *restrict c, int ldc, int accumulate) {
     PREFETCH_C(NR, 1)
     TILE_SUMS(lda, 1)
     const __m512i lanes_lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
@@ -790,11 +792,6 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
     }
 }
 
-/* The output is split into one region per thread, evenly in NR-column
- * panels along N, or in MR-row panels along M: along N when M <= N, since
- * each thread then packs all of A (M x K), the smaller operand, and its own
- * share of B. Each element is still summed over k in the same order by
- * exactly one thread, so the bits do not depend on the thread count. */
 static int transposed_route = 1; /* sgemm_transposed */
 
 int sgemm_transposed(int on) {
@@ -802,6 +799,11 @@ int sgemm_transposed(int on) {
     return transposed_route;
 }
 
+/* The output is split into one region per thread, evenly in NR-column
+ * panels along N, or in MR-row panels along M: along N when M <= N, since
+ * each thread then packs all of A (M x K), the smaller operand, and its own
+ * share of B. Each element is still summed over k in the same order by
+ * exactly one thread, so the bits do not depend on the thread count. */
 static void gemm(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb, int transB,
                  float *C, int ldc, int accumulate, int bf16) {
     if (M <= 0 || N <= 0) return;
