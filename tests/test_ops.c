@@ -187,6 +187,31 @@ static void test_sgemm_transposed_bits(void) {
     omp_set_num_threads(threads);
 }
 
+/* Either size of the blocks kept in L2 (sgemm_blocks: 128 x 512 for 1 MB
+ * of L2, 256 x 1024 from 2 MB) gives the same bits, on shapes that take
+ * each of region's orders (tall and deep, wide, the plain one) and cross
+ * several blocks, with every transpose. */
+static void test_sgemm_blocks_bits(void) {
+    int shapes[][3] = {{700, 300, 700}, {100, 3000, 300}, {600, 1100, 600}, {300, 2100, 260}};
+    int mc = 0, nc = 0;
+    sgemm_blocks(&mc, &nc); /* the blocks in effect, to put back */
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int t = 0; t < 4; t++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = t & 1, tb = t >> 1;
+            float *A = randn((size_t)M * K, 1), *B = randn((size_t)K * N, 1);
+            float *C1 = owned(calloc((size_t)M * N, sizeof *C1)), *C2 = owned(calloc((size_t)M * N, sizeof *C2));
+            int small[2] = {128, 512}, large[2] = {256, 1024};
+            sgemm_blocks(&small[0], &small[1]);
+            sgemm(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, C1, N, 0);
+            sgemm_blocks(&large[0], &large[1]);
+            sgemm(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, C2, N, 0);
+            CHECK(large[0] == 256 && large[1] == 1024 && memcmp(C1, C2, (size_t)M * N * sizeof *C1) == 0,
+                  "%dx%dx%d ta %d tb %d: the two block sizes differ", M, N, K, ta, tb);
+            release();
+        }
+    sgemm_blocks(&mc, &nc);
+}
+
 static float round_bf16(float x) { /* to nearest even, as the packing does */
     uint32_t u;
     memcpy(&u, &x, sizeof u);
@@ -633,6 +658,7 @@ int main(void) {
     run_seeded("test_sgemm_against_reference", test_sgemm_against_reference, 1);
     run_seeded("test_sgemm_in_place_bits", test_sgemm_in_place_bits, 2);
     run_seeded("test_sgemm_transposed_bits", test_sgemm_transposed_bits, 2);
+    run_seeded("test_sgemm_blocks_bits", test_sgemm_blocks_bits, 2);
     run_seeded("test_matmul_backward", test_matmul_backward, 2);
     run_seeded("test_sgemm_bf16", test_sgemm_bf16, 3);
     run_seeded("test_layernorm_backward", test_layernorm_backward, 4);
