@@ -41,7 +41,7 @@
  * L2, in rows and columns: 128 and 512 for 1 MB of L2 a core (AMD Zen 4
  * and 5: 128 KB and 512 KB), 256 and 1024 from 2 MB (Intel's Xeons since
  * Sapphire Rapids). On x2 (2 MB) the larger blocks made the T=2048 and
- * B8 T256 steps 0.954x and 0.974x their time, GPT-2 124M's 1.005x
+ * B8 T256 steps 0.97-0.99x and 0.976x their time, GPT-2 124M's 0.994x
  * (ab_step); the smaller fit Zen's L2. Set from the L2's size at the first
  * product (sgemm_simd); sgemm_blocks sets them for tests. The bits do not
  * depend on them: every C element sums its KC slices in the same order. */
