@@ -43,11 +43,18 @@
  * Sapphire Rapids). On x2 (2 MB) the larger blocks made the T=2048 and
  * B8 T256 steps 0.97-0.99x and 0.976x their time, GPT-2 124M's 0.994x
  * (ab_step); the smaller fit Zen's L2. Set from the L2's size at the first
- * product (sgemm_simd); sgemm_blocks sets them for tests. The bits do not
+ * product (choose_blocks); sgemm_blocks sets them for tests. The bits do not
  * depend on them: every C element sums its KC slices in the same order. */
 #define MC_MAX 256
 #define NC_MAX 1024
-static int mc_blk = 128, nc_blk = 512;
+static int mc_blk, nc_blk; /* 0 until choose_blocks */
+
+static void choose_blocks(void) {
+    if (mc_blk) return;
+    int large = sysconf(_SC_LEVEL2_CACHE_SIZE) >= 2 << 20; /* 0 or -1 where unknown */
+    mc_blk = large ? MC_MAX : 128;
+    nc_blk = large ? NC_MAX : 512;
+}
 
 typedef vf16 v16;
 typedef float v8 __attribute__((vector_size(32)));
@@ -345,10 +352,6 @@ int sgemm_simd(int level) {
         simd_level = level;
     } else if (simd_level < 0) {
         const char *env = getenv("TRAIN_SIMD");
-        if (sysconf(_SC_LEVEL2_CACHE_SIZE) >= 2 << 20) { /* 0 or -1 where unknown */
-            mc_blk = MC_MAX;
-            nc_blk = NC_MAX;
-        }
 #if X86
         __builtin_cpu_init();
         simd_level = __builtin_cpu_supports("avx512f") ? SGEMM_AVX512
@@ -373,6 +376,7 @@ int sgemm_simd(int level) {
 const char *sgemm_simd_name(void) { return KERNELS[sgemm_simd(-1)].name; }
 
 void sgemm_blocks(int *mc, int *nc) {
+    choose_blocks();
     if (*mc >= MR && *mc <= MC_MAX && *mc % MR == 0) mc_blk = *mc;
     if (*nc >= NR && *nc <= NC_MAX && *nc % NR == 0) nc_blk = *nc;
     *mc = mc_blk;
@@ -830,6 +834,7 @@ static void gemm(int M, int N, int K, const float *A, int lda, int transA, const
                  float *C, int ldc, int accumulate, int bf16) {
     if (M <= 0 || N <= 0) return;
     if (!kernel_8x32) sgemm_simd(-1);
+    choose_blocks();
     /* A short A against a wide, transposed B (x W^T: a forward over a few
      * hundred tokens, or the lm_head's over any number) is computed as
      * C^T = B A^T and stored back transposed (kernel_avx512_rows_tc): the

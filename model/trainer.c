@@ -378,9 +378,10 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
     Schedule sched = strcmp(c->schedule, "linear") == 0 ? SCHED_LINEAR
                    : strcmp(c->schedule, "constant") == 0 ? SCHED_CONSTANT : SCHED_COSINE;
     AdamW opt = {0, (float)c->beta1, (float)c->beta2, (float)c->eps, (float)c->weight_decay};
+    const char *products = !m->cfg.bf16 ? "fp32" : sgemm_bf16_amx(-1) ? "bf16 products on AMX" : "bf16 products";
     printf("model: %d layers, %d heads, %d wide, %s attention, %.2fM parameters; %d threads, %s SGEMM, %d-float "
            "vectors, %s\n", c->n_layer, c->n_head, c->n_embd, c->attention, (double)m->n_params / 1e6,
-           omp_get_max_threads(), sgemm_simd_name(), VN, m->cfg.bf16 ? sgemm_bf16_amx(-1) ? "bf16 products on AMX" : "bf16 products" : "fp32");
+           omp_get_max_threads(), sgemm_simd_name(), VN, products);
     int level = sgemm_simd(-1);
     if ((level == SGEMM_AVX512 && VN < 16) || (level == SGEMM_AVX2 && VN < 8))
         fprintf(stderr, "note: this build's vector code is %d floats wide and this CPU has %s: attention and the "
