@@ -18,6 +18,7 @@
 #include "amx.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,8 @@ int amx_use(int on) {
         const char *env = getenv("TRAIN_AMX");
         can = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 22 & 1) /* AMX-BF16 */ && (d >> 24 & 1) /* AMX-TILE */ &&
               syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+        if (env && *env && strcmp(env, "0") != 0 && strcmp(env, "1") != 0)
+            fprintf(stderr, "note: TRAIN_AMX=%s is not 0 or 1: ignored (AMX %s)\n", env, can ? "on" : "not available");
         use = can && !(env && strcmp(env, "0") == 0);
     }
     if (on >= 0) use = on && can;

@@ -139,6 +139,10 @@ if grep -q avx512_bf16 /proc/cpuinfo && [[ ${TRAIN_SIMD:-avx512} == avx512 ]]; t
             awk -v a="$a" -v c="$c" 'BEGIN { d = (a - c) / a; exit !(c > 0 && d < 0.02 && d > -0.02) }' &&
             pass bf16_amx_and_avx512_bf16_track_fp32 || fail bf16_amx_and_avx512_bf16_track_fp32 "fp32 $a, AMX $b, AVX512-BF16 $c"
     fi
+    # a TRAIN_AMX that is neither 0 nor 1 is named, and changes nothing
+    TRAIN_AMX=off $TRAIN "$T/tiny.cfg" precision=bf16 max_steps=1 eval_interval=0 sample_tokens=0 out_dir="$T/amx" \
+        >"$T/amx.log" 2>"$T/amx.err" && grep -q "TRAIN_AMX=off is not 0 or 1: ignored" "$T/amx.err" &&
+        pass unknown_train_amx_is_named || fail unknown_train_amx_is_named "$(head -c 300 "$T/amx.err")"
 else
     expect_error bf16_needs_avx512_bf16 "precision: bf16 needs a CPU with AVX512-BF16" $TRAIN "$T/tiny.cfg" precision=bf16
 fi
