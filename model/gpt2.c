@@ -215,9 +215,10 @@ static void body_forward(GPT2 *m, const int *inputs, const int *targets, int B, 
  * at a time: a chunk's logits, their cross-entropy (a->losses, d->lse) and,
  * with grad, their gradient (the loss is the mean over BT: each row's is
  * dloss_scale / BT) into d->dC1 (lnf's gradient) and g->wte (the tied
- * embedding's). Returns the mean loss. Chunks of a multiple of 256 rows
- * keep the bits: every product sums over k in the same 256-wide slices, in
- * the same order, as over all rows at once. */
+ * embedding's). Returns the mean loss. Chunks of a multiple of 512 rows
+ * keep the bits: every product sums over k in the same slices (256 or 512
+ * wide, from the L2's size: see matmul.c), in the same order, as over all
+ * rows at once. */
 static float head_loss(GPT2 *m, const int *targets, int BT, int grad, float dloss_scale) {
     const GPT2Config *c = &m->cfg;
     const int C = c->n_embd, V = c->vocab_size, R = head_rows(c, BT);

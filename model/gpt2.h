@@ -31,8 +31,8 @@ typedef struct {
                     * outweigh the rest of the activations); 0: all B*T at once */
 } GPT2Config;
 
-/* head_rows as training uses it: a multiple of the SGEMM's K slice (256),
- * so that the gradients come out bit for bit as with all rows at once */
+/* head_rows as training uses it: a multiple of the SGEMM's K slice (256 or
+ * 512), so that the gradients come out bit for bit as with all rows at once */
 #define GPT2_HEAD_ROWS 2048
 
 #define N_PARAM_TENSORS 17

@@ -3,11 +3,11 @@
  * Loop structure (BLIS): each thread owns a region of the output; for each
  * NC column block and KC slice it packs B (KC x NC, into NR-column panels)
  * once, then for each MC row block packs A (MC x KC, into MR-row panels) and
- * runs the micro-kernel over every MR x NR tile: one B panel (KC x NR =
- * 32 KB) stays in L1 while the A panels stream from L2. Packing handles
- * transposition (16 x 16 register transposes on AVX-512) and zero-pads the
- * edges; a last panel of at most 16 columns, or of one, gets a narrower
- * kernel. Two shapes change the loop order (see region), and a short
+ * runs the micro-kernel over every MR x NR tile: one B panel (KC x NR, 32
+ * or 64 KB) is read again for every A panel, from L1 or L2, the A panels
+ * from L2. Packing handles transposition (16 x 16 register transposes on
+ * AVX-512) and zero-pads the edges; a last panel of at most 16 columns, or
+ * of one, gets a narrower kernel. Two shapes change the loop order (see region), and a short
  * product against a wide transposed B is computed transposed (see gemm). */
 #include "matmul.h"
 
@@ -36,24 +36,33 @@
 
 #define MR 8
 #define NR 32
-#define KC 256
 /* The MC x KC block of A and KC x NC block of B that a thread keeps in its
- * L2, in rows and columns: 128 and 512 for 1 MB of L2 a core (AMD Zen 4
- * and 5: 128 KB and 512 KB), 256 and 1024 from 2 MB (Intel's Xeons since
- * Sapphire Rapids). On x2 (2 MB) the larger blocks made the T=2048 and
- * B8 T256 steps 0.97-0.99x and 0.976x their time, GPT-2 124M's 0.994x
- * (ab_step); the smaller fit Zen's L2. Set from the L2's size at the first
- * product (choose_blocks); sgemm_blocks sets them for tests. The bits do not
- * depend on them: every C element sums its KC slices in the same order. */
+ * L2, in rows and columns, and the depth KC of a slice: 128, 512 and 256
+ * for 1 MB of L2 a core (AMD Zen 4 and 5: A's block 128 KB, B's 512 KB),
+ * 256, 512 and 512 from 2 MB (Intel's Xeons since Sapphire Rapids: 512 KB
+ * and 1 MB). Set from the L2's size at the first product (choose_blocks);
+ * sgemm_blocks sets them for tests. On x2 (2 MB), against 256 x 1024 blocks
+ * 256 deep: the T=2048 step 0.96-0.98x its time, B8 T256's 0.96x, GPT-2
+ * 124M's 0.985-0.99x (ab_step, 5-6 rounds; 1024 columns with 512 deep the
+ * same within the noise): half as many slices, so C is read and written
+ * back half as often and a row of A read in place is 2 KB long, not 1 KB,
+ * in each slice (the lm_head's input gradient reads 400 MB of A from memory
+ * in such pieces); B's 32-column panel (64 KB) then streams from L2 rather
+ * than staying in L1, at no cost seen. The smaller sizes fit Zen's L2.
+ * The bits do not depend on MC and NC: every C element sums its KC slices
+ * in the same order. They depend on KC: the two sizes of L2 give different
+ * last bits (one machine's runs repeat bit for bit). */
 #define MC_MAX 256
 #define NC_MAX 1024
-static int mc_blk, nc_blk; /* 0 until choose_blocks */
+#define KC_MAX 512
+static int mc_blk, nc_blk, kc_blk; /* 0 until choose_blocks */
 
 static void choose_blocks(void) {
     if (mc_blk) return;
     int large = sysconf(_SC_LEVEL2_CACHE_SIZE) >= 2 << 20; /* 0 or -1 where unknown */
-    mc_blk = large ? MC_MAX : 128;
-    nc_blk = large ? NC_MAX : 512;
+    mc_blk = large ? 256 : 128;
+    nc_blk = 512;
+    kc_blk = large ? 512 : 256;
 }
 
 typedef vf16 v16;
@@ -375,12 +384,14 @@ int sgemm_simd(int level) {
 
 const char *sgemm_simd_name(void) { return KERNELS[sgemm_simd(-1)].name; }
 
-void sgemm_blocks(int *mc, int *nc) {
+void sgemm_blocks(int *mc, int *nc, int *kc) {
     choose_blocks();
     if (*mc >= MR && *mc <= MC_MAX && *mc % MR == 0) mc_blk = *mc;
     if (*nc >= NR && *nc <= NC_MAX && *nc % NR == 0) nc_blk = *nc;
+    if (*kc >= 16 && *kc <= KC_MAX && *kc % 16 == 0) kc_blk = *kc;
     *mc = mc_blk;
     *nc = nc_blk;
+    *kc = kc_blk;
 }
 
 /* Packing that transposes (A by rows, B^T by rows) moves one float at a time
@@ -746,8 +757,8 @@ static void pack_b_any(float *out, const float *B, int ldb, int transB, int p0, 
 static void region(int K, const float *A, int lda, int transA, const float *B, int ldb, int transB, float *C,
                    int ldc, int accumulate, int i0, int i1, int j0, int j1, int bf16, int tc) {
     if (!pack_a_buf) {
-        pack_a_buf = aligned_alloc(64, sizeof(float) * MC_MAX * KC);
-        pack_b_buf = aligned_alloc(64, sizeof(float) * KC * NC_MAX);
+        pack_a_buf = aligned_alloc(64, sizeof(float) * MC_MAX * KC_MAX);
+        pack_b_buf = aligned_alloc(64, sizeof(float) * KC_MAX * NC_MAX);
         cache = aligned_alloc(64, sizeof(float) * CACHE);
         if (!pack_a_buf || !pack_b_buf || !cache) abort();
     }
@@ -757,21 +768,21 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
     }
     /* A read in place (tiles_in_place) rather than packed; transposed only
      * while a step in k moves less than a 4 KB page (each step of a tile
-     * else touches a page of its own: 256 pages for one KC slice, past the
+     * else touches a page of its own: KC pages for one slice, past the
      * L1 TLB) */
     int in_place = (!transA || (size_t)lda * sizeof *A < 4096) && !bf16 && simd_level >= SGEMM_AVX2;
     int m = i1 - i0, mpad = (m + MR - 1) / MR * MR;
     int n = j1 - j0, npad = (n + NR - 1) / NR * NR;
-    if (m > mc_blk && K > KC && n <= nc_blk && (size_t)K * npad <= CACHE) {
+    if (m > mc_blk && K > kc_blk && n <= nc_blk && (size_t)K * npad <= CACHE) {
         /* tall and deep (a weight gradient over many tokens): B packed once
          * for every KC slice, then each MC row block runs through all the
          * slices while its block of C stays in cache */
-        for (int p0 = 0; p0 < K; p0 += KC)
-            pack_b_any(cache + (size_t)p0 * npad, B, ldb, transB, p0, K - p0 < KC ? K - p0 : KC, j0, n, bf16);
+        for (int p0 = 0; p0 < K; p0 += kc_blk)
+            pack_b_any(cache + (size_t)p0 * npad, B, ldb, transB, p0, K - p0 < kc_blk ? K - p0 : kc_blk, j0, n, bf16);
         for (int ic = i0; ic < i1; ic += mc_blk) {
             int mc = i1 - ic < mc_blk ? i1 - ic : mc_blk;
-            for (int p0 = 0; p0 < K; p0 += KC) {
-                int kc = K - p0 < KC ? K - p0 : KC;
+            for (int p0 = 0; p0 < K; p0 += kc_blk) {
+                int kc = K - p0 < kc_blk ? K - p0 : kc_blk;
                 if (in_place && mc % MR == 0 && n % NR == 0) {
                     tiles_in_place(A, lda, transA, cache + (size_t)p0 * npad, C, ldc, accumulate || p0 > 0, ic, mc,
                                    j0, n, p0, kc, tc);
@@ -784,9 +795,9 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
         }
         return;
     }
-    if (n > nc_blk && (size_t)mpad * KC <= CACHE && !tc) { /* wide: A packed once per KC slice */
-        for (int p0 = 0; p0 < K; p0 += KC) {
-            int kc = K - p0 < KC ? K - p0 : KC;
+    if (n > nc_blk && (size_t)mpad * kc_blk <= CACHE && !tc) { /* wide: A packed once per KC slice */
+        for (int p0 = 0; p0 < K; p0 += kc_blk) {
+            int kc = K - p0 < kc_blk ? K - p0 : kc_blk;
             for (int ic = i0; ic < i1; ic += mc_blk)
                 pack_a_any(cache + (size_t)(ic - i0) * kc, A, lda, transA, ic, i1 - ic < mc_blk ? i1 - ic : mc_blk, p0,
                            kc, bf16);
@@ -802,8 +813,8 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
     }
     for (int jc = j0; jc < j1; jc += nc_blk) {
         int nc = j1 - jc < nc_blk ? j1 - jc : nc_blk;
-        for (int p0 = 0; p0 < K; p0 += KC) {
-            int kc = K - p0 < KC ? K - p0 : KC;
+        for (int p0 = 0; p0 < K; p0 += kc_blk) {
+            int kc = K - p0 < kc_blk ? K - p0 : kc_blk;
             pack_b_any(pack_b_buf, B, ldb, transB, p0, kc, jc, nc, bf16);
             for (int ic = i0; ic < i1; ic += mc_blk) {
                 int mc = i1 - ic < mc_blk ? i1 - ic : mc_blk;

@@ -31,12 +31,12 @@ int sgemm_bf16_amx(int on);
  * 0 (for tests: the two give the same bits), -1 asks. */
 int sgemm_transposed(int on);
 
-/* The blocks of A (*mc rows) and B (*nc columns) a thread keeps in L2,
- * chosen from the L2's size at the first product: set to *mc, *nc where
- * they are multiples of 8 up to 256 and of 32 up to 1024 (else kept), then
- * the blocks in effect written back. For tests: the bits do not depend on
- * them. */
-void sgemm_blocks(int *mc, int *nc);
+/* The blocks of A (*mc rows) and B (*nc columns) a thread keeps in L2, and
+ * the depth of a slice (*kc), chosen from the L2's size at the first
+ * product: set to *mc, *nc, *kc where they are multiples of 8 up to 256, of
+ * 32 up to 1024 and of 16 up to 512 (else kept), then the sizes in effect
+ * written back. For tests: the bits depend on kc only. */
+void sgemm_blocks(int *mc, int *nc, int *kc);
 
 /* out[N,OC] = inp[N,C] . weight[OC,C]^T + bias[OC] (bias may be NULL); bf16:
  * the product in bfloat16 (precision=bf16) */

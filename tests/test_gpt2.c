@@ -384,8 +384,9 @@ static void test_attention_kinds_match_torch(void) {
 /* The LM head a chunk of positions at a time (head_rows): the loss, every
  * gradient and the logits it keeps are the bits of the head over all rows
  * at once, whether forward and backward run in one call or two, and only
- * head_rows of logits are allocated. Chunks of 256 rows (the SGEMM's K
- * slice) keep the bits; other sizes agree to rounding. */
+ * head_rows of logits are allocated. Chunks of 512 rows (a multiple of the
+ * SGEMM's K slice, 256 or 512 deep) keep the bits; other sizes agree to
+ * rounding. */
 static void test_chunked_head(void) {
     enum { BK = 3, TK = 200, BTK = BK * TK };
     int *in = malloc(BTK * sizeof *in), *tg = malloc(BTK * sizeof *tg);
@@ -399,12 +400,12 @@ static void test_chunked_head(void) {
     Err e;
     g.head_rows = 0;
     CHECK(gpt2_build(&full, &g, BK, TK, &e) == 0, "%s", e.msg);
-    g.head_rows = 256;
+    g.head_rows = 512;
     CHECK(gpt2_build(&chunk, &g, BK, TK, &e) == 0, "%s", e.msg);
     g.head_rows = 100;
     CHECK(gpt2_build(&odd, &g, BK, TK, &e) == 0, "%s", e.msg);
-    CHECK(full.n_acts - chunk.n_acts == (size_t)(BTK - 256) * g.vocab_size,
-          "256-row chunks must hold 256 rows of logits, not %zu", full.n_acts - chunk.n_acts);
+    CHECK(full.n_acts - chunk.n_acts == (size_t)(BTK - 512) * g.vocab_size,
+          "512-row chunks must hold 512 rows of logits, not %zu", full.n_acts - chunk.n_acts);
     gpt2_init(&full, 5);
     gpt2_init(&chunk, 5);
     gpt2_init(&odd, 5);
@@ -428,7 +429,7 @@ static void test_chunked_head(void) {
     gpt2_forward(&chunk, in, NULL, BK, TK);
     const float *a = gpt2_logits(&full, BTK - 1), *b = gpt2_logits(&chunk, BTK - 1);
     CHECK(a && b && memcmp(a, b, (size_t)g.vocab_size * sizeof *a) == 0, "the last position's logits differ");
-    CHECK(gpt2_logits(&chunk, BTK - 257) == NULL && gpt2_logits(&chunk, BTK - 256) == b - (size_t)255 * g.vocab_size &&
+    CHECK(gpt2_logits(&chunk, BTK - 513) == NULL && gpt2_logits(&chunk, BTK - 512) == b - (size_t)511 * g.vocab_size &&
               gpt2_logits(&full, 0) == full.a.logits && gpt2_logits(&full, BTK) == NULL,
           "gpt2_logits must give exactly the positions held");
     gpt2_free(&full);
