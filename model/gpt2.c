@@ -34,14 +34,16 @@ static int head_rows(const GPT2Config *c, int BT) { return c->head_rows > 0 && c
 /* Activations kept for backward are [L, B, T, ...]; the residual branches'
  * projections (backward never reads them) and, with recompute, the
  * LayerNorm and GELU outputs (backward computes them again) hold one
- * layer's [B, T, ...], which every layer overwrites. */
+ * layer's [B, T, ...], which every layer overwrites. The logits come first,
+ * at the allocation's start: their rows, gpt2_logits_ld floats apart, then
+ * each start 64-byte aligned. */
 static void act_sizes(const GPT2Config *c, int B, int T, size_t s[N_ACT_TENSORS]) {
     size_t L = (size_t)c->n_layer, C = (size_t)c->n_embd, BT = (size_t)B * T, Lr = c->recompute ? 1 : L;
     size_t sizes[N_ACT_TENSORS] = {
+        (size_t)head_rows(c, B * T) * gpt2_logits_ld(c->vocab_size),
         BT * C, Lr * BT * C, L * BT, L * BT, L * BT * 3 * C, L * BT * C,
         L * c->kind->n_saved(&c->attn, B, T), BT * C, L * BT * C, Lr * BT * C, L * BT, L * BT,
-        L * BT * 4 * C, Lr * BT * 4 * C, BT * C, L * BT * C, BT * C, BT, BT,
-        (size_t)head_rows(c, B * T) * c->vocab_size, BT,
+        L * BT * 4 * C, Lr * BT * 4 * C, BT * C, L * BT * C, BT * C, BT, BT, BT,
     };
     memcpy(s, sizes, sizeof sizes);
 }
@@ -102,10 +104,10 @@ int gpt2_build(GPT2 *m, const GPT2Config *cfg, int B, int T, Err *e) {
     }
 
     ActTensors *a = &m->a;
-    float **aptrs[N_ACT_TENSORS] = {&a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty,
-                                    &a->attsaved, &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean,
+    float **aptrs[N_ACT_TENSORS] = {&a->logits, &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv,
+                                    &a->atty, &a->attsaved, &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean,
                                     &a->ln2_rstd, &a->fch, &a->fch_gelu, &a->fcproj, &a->residual3,
-                                    &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->losses};
+                                    &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->losses};
     act_sizes(cfg, B, T, m->act_sizes);
     m->acts = carve(aptrs, m->act_sizes, N_ACT_TENSORS, &m->n_acts);
 
@@ -211,6 +213,25 @@ static void body_forward(GPT2 *m, const int *inputs, const int *targets, int B, 
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, p->lnfw, p->lnfb, BT, C);
 }
 
+/* The LM head's products on n positions' final LayerNorm outputs x: their
+ * logits, rows gpt2_logits_ld apart (the tied embedding wte is the weight:
+ * logits = x wte^T), and from their gradient in the same place dx = dl wte
+ * and g->wte (+)= dl^T x. */
+static void head_logits(GPT2 *m, const float *x, int n) {
+    const GPT2Config *c = &m->cfg;
+    const int C = c->n_embd, V = c->vocab_size, ld = gpt2_logits_ld(V);
+    (c->bf16 ? sgemm_bf16 : sgemm)(n, V, C, x, C, 0, m->p.wte, C, 1, m->a.logits, ld, 0);
+}
+
+static void head_backward(GPT2 *m, const float *x, float *dx, int n, int add) {
+    const GPT2Config *c = &m->cfg;
+    const int C = c->n_embd, V = c->vocab_size, ld = gpt2_logits_ld(V);
+    void (*mm)(int, int, int, const float *, int, int, const float *, int, int, float *, int, int) =
+        c->bf16 ? sgemm_bf16 : sgemm;
+    mm(n, C, V, m->a.logits, ld, 0, m->p.wte, C, 0, dx, C, 0);
+    mm(V, C, n, m->a.logits, ld, 1, x, C, 0, m->g.wte, C, add);
+}
+
 /* The LM head and the loss over the last forward's BT positions, head_rows
  * at a time: a chunk's logits, their cross-entropy (a->losses, d->lse) and,
  * with grad, their gradient (the loss is the mean over BT: each row's is
@@ -221,22 +242,21 @@ static void body_forward(GPT2 *m, const int *inputs, const int *targets, int B, 
  * rows at once. */
 static float head_loss(GPT2 *m, const int *targets, int BT, int grad, float dloss_scale) {
     const GPT2Config *c = &m->cfg;
-    const int C = c->n_embd, V = c->vocab_size, R = head_rows(c, BT);
+    const int V = c->vocab_size, ld = gpt2_logits_ld(V), C = c->n_embd, R = head_rows(c, BT);
     ActTensors *a = &m->a;
     GradScratch *d = &m->d;
     for (int r0 = 0; r0 < BT; r0 += R) {
         int n = BT - r0 < R ? BT - r0 : R;
         const float *x = a->lnf + (size_t)r0 * C;
-        matmul_forward(a->logits, x, m->p.wte, NULL, n, C, V, c->bf16);
+        head_logits(m, x, n);
         m->logits_from = r0;
         if (!grad) {
-            crossentropy_forward(a->losses + r0, d->lse + r0, a->logits, targets + r0, n, V);
+            crossentropy_forward(a->losses + r0, d->lse + r0, a->logits, targets + r0, n, V, ld);
             continue;
         }
         crossentropy_forward_backward(a->losses + r0, d->lse + r0, a->logits, targets + r0, dloss_scale / (float)BT,
-                                      n, V);
-        matmul_backward(d->dC1 + (size_t)r0 * C, m->g.wte, NULL, a->logits, x, m->p.wte, n, C, V,
-                        r0 > 0 || !m->grads_stale, c->bf16);
+                                      n, V, ld);
+        head_backward(m, x, d->dC1 + (size_t)r0 * C, n, r0 > 0 || !m->grads_stale);
     }
     double total = 0.0; /* in position order, whatever the chunks */
     for (int i = 0; i < BT; i++) total += a->losses[i];
@@ -249,15 +269,14 @@ float gpt2_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T)
     body_forward(m, inputs, targets, B, T);
     if (targets) return head_loss(m, targets, BT, 0, 0.0f);
     m->logits_from = BT - R; /* the last positions: what generation reads */
-    matmul_forward(m->a.logits, m->a.lnf + (size_t)m->logits_from * c->n_embd, m->p.wte, NULL, R, c->n_embd,
-                   c->vocab_size, c->bf16);
+    head_logits(m, m->a.lnf + (size_t)m->logits_from * c->n_embd, R);
     return 0.0f;
 }
 
 const float *gpt2_logits(const GPT2 *m, int pos) {
     int held = head_rows(&m->cfg, m->fwd_B * m->fwd_T);
     if (pos < m->logits_from || pos >= m->logits_from + held || pos >= m->fwd_B * m->fwd_T) return NULL;
-    return m->a.logits + (size_t)(pos - m->logits_from) * m->cfg.vocab_size;
+    return m->a.logits + (size_t)(pos - m->logits_from) * gpt2_logits_ld(m->cfg.vocab_size);
 }
 
 /* The gradient reaching a residual branch's output (dropout site `site`):
@@ -321,13 +340,13 @@ static void body_backward(GPT2 *m) {
 
 void gpt2_backward(GPT2 *m, float dloss_scale) {
     const GPT2Config *c = &m->cfg;
-    const int BT = m->fwd_B * m->fwd_T, C = c->n_embd, V = c->vocab_size;
+    const int BT = m->fwd_B * m->fwd_T, V = c->vocab_size;
     if (head_rows(c, BT) < BT) { /* the forward kept only the last chunk's logits */
         head_loss(m, m->targets, BT, 1, dloss_scale);
     } else {
-        crossentropy_backward(m->a.logits, m->a.logits, m->targets, dloss_scale / (float)BT, BT, V);
-        matmul_backward(m->d.dC1, m->g.wte, NULL, m->a.logits, m->a.lnf, m->p.wte, BT, C, V, !m->grads_stale,
-                        c->bf16);
+        crossentropy_backward(m->a.logits, m->a.logits, m->targets, dloss_scale / (float)BT, BT, V,
+                              gpt2_logits_ld(V));
+        head_backward(m, m->a.lnf, m->d.dC1, BT, !m->grads_stale);
     }
     body_backward(m);
 }

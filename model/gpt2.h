@@ -77,7 +77,8 @@ typedef struct {
     float *lnf;       /* [B, T, C] */
     float *lnf_mean;  /* [B, T] */
     float *lnf_rstd;  /* [B, T] */
-    float *logits;    /* [rows, V], rows = B*T or head_rows (gpt2_logits); dlogits after backward */
+    float *logits;    /* [rows, gpt2_logits_ld(V)], rows = B*T or head_rows (gpt2_logits); dlogits after
+                       * backward */
     float *losses;    /* [B, T] */
 } ActTensors;
 
@@ -134,6 +135,11 @@ void gpt2_init(GPT2 *m, uint64_t seed);
  * logits of every position are kept when head_rows is 0 or at least B*T;
  * else those of the last head_rows positions (see gpt2_logits). */
 float gpt2_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T);
+
+/* The row stride of a.logits: the vocabulary rounded up to 16 floats, so
+ * that each row starts 64-byte aligned and the LM head's forward can write
+ * them past the caches (sgemm_stream) */
+static inline int gpt2_logits_ld(int vocab_size) { return (vocab_size + 15) / 16 * 16; }
 
 /* The logits [V] of position pos (b*T + t) of the last forward, or NULL
  * when they are not held. */

@@ -7,8 +7,10 @@
  * or 64 KB) is read again for every A panel, from L1 or L2, the A panels
  * from L2. Packing handles transposition (16 x 16 register transposes on
  * AVX-512) and zero-pads the edges; a last panel of at most 16 columns, or
- * of one, gets a narrower kernel. Two shapes change the loop order (see region), and a short
- * product against a wide transposed B is computed transposed (see gemm). */
+ * of one, gets a narrower kernel. Two shapes change the loop order (see
+ * region); a short product against a wide transposed B is computed
+ * transposed, and a C far larger than the caches written past them (see
+ * gemm). */
 #include "matmul.h"
 
 #include <omp.h>
@@ -108,19 +110,31 @@ typedef float v4 __attribute__((vector_size(16)));
     v16 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},                              \
                       {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
 
+/* A non-temporal store of 16 floats to a 64-byte aligned p: written to
+ * memory without reading the line into the caches first */
+#define STREAM 2
+#if X86
+#define STREAM_STORE(p, x) __asm__ volatile("vmovntps %1, %0" : "=m"(*(v16 *)(p)) : "v"(x))
+#else
+#define STREAM_STORE(p, x) KSTORE(p, x)
+#endif
+
 /* C's lines of an 8 x 32 tile (ROWS rows of LINES lines) prefetched for
  * writing */
 #define PREFETCH_C(ROWS, LINES)                                                                    \
     for (int r = 0; r < (ROWS); r++)                                                               \
         for (int l = 0; l < (LINES); l++) __builtin_prefetch(c + (size_t)r * ldc + 16 * l, 1, 3);
 
+/* accumulate: 0 writes C, 1 adds to it, STREAM writes it past the caches
+ * (see gemm), C's lines then not prefetched */
 #define TILE_8X32(RS, KS)                                                                          \
-    PREFETCH_C(MR, 2)                                                                              \
+    if (accumulate != STREAM) PREFETCH_C(MR, 2)                                                    \
     TILE_SUMS(RS, KS)                                                                              \
     for (int r = 0; r < MR; r++)                                                                   \
         for (int j = 0; j < 2; j++) {                                                              \
             float *row = c + (size_t)r * ldc + 16 * j;                                             \
-            KSTORE(row, accumulate ? KLOAD(row) + acc[r][j] : acc[r][j]);                        \
+            if (accumulate == STREAM) STREAM_STORE(row, acc[r][j]);                               \
+            else KSTORE(row, accumulate ? KLOAD(row) + acc[r][j] : acc[r][j]);                   \
         }
 
 #define KERNEL_FULL(name, arch)                                                                    \
@@ -708,7 +722,7 @@ static void macro_tile(const float *ap0, const float *bp0, float *C, int ldc, in
             for (int r = 0; r < rows; r++)
                 for (int j = 0; j < cols; j++) {
                     float *o = tc ? C + (size_t)(jc + jp + j) * ldc + ic + ip + r : c + (size_t)r * ldc + j;
-                    *o = acc ? *o + edge[r * NR + j] : edge[r * NR + j];
+                    *o = acc == 1 ? *o + edge[r * NR + j] : edge[r * NR + j];
                 }
         }
     }
@@ -784,12 +798,12 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
             for (int p0 = 0; p0 < K; p0 += kc_blk) {
                 int kc = K - p0 < kc_blk ? K - p0 : kc_blk;
                 if (in_place && mc % MR == 0 && n % NR == 0) {
-                    tiles_in_place(A, lda, transA, cache + (size_t)p0 * npad, C, ldc, accumulate || p0 > 0, ic, mc,
+                    tiles_in_place(A, lda, transA, cache + (size_t)p0 * npad, C, ldc, p0 > 0 ? 1 : accumulate, ic, mc,
                                    j0, n, p0, kc, tc);
                     continue;
                 }
                 pack_a_any(pack_a_buf, A, lda, transA, ic, mc, p0, kc, bf16);
-                macro_tile(pack_a_buf, cache + (size_t)p0 * npad, C, ldc, accumulate || p0 > 0, ic, mc, j0, n, kc, bf16,
+                macro_tile(pack_a_buf, cache + (size_t)p0 * npad, C, ldc, p0 > 0 ? 1 : accumulate, ic, mc, j0, n, kc, bf16,
                            tc);
             }
         }
@@ -805,7 +819,7 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
                 int nc = j1 - jc < nc_blk ? j1 - jc : nc_blk;
                 pack_b_any(pack_b_buf, B, ldb, transB, p0, kc, jc, nc, bf16);
                 for (int ic = i0; ic < i1; ic += mc_blk)
-                    macro_tile(cache + (size_t)(ic - i0) * kc, pack_b_buf, C, ldc, accumulate || p0 > 0, ic,
+                    macro_tile(cache + (size_t)(ic - i0) * kc, pack_b_buf, C, ldc, p0 > 0 ? 1 : accumulate, ic,
                                i1 - ic < mc_blk ? i1 - ic : mc_blk, jc, nc, kc, bf16, tc);
             }
         }
@@ -819,14 +833,21 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
             for (int ic = i0; ic < i1; ic += mc_blk) {
                 int mc = i1 - ic < mc_blk ? i1 - ic : mc_blk;
                 if (in_place && mc % MR == 0 && nc % NR == 0) {
-                    tiles_in_place(A, lda, transA, pack_b_buf, C, ldc, accumulate || p0 > 0, ic, mc, jc, nc, p0, kc, tc);
+                    tiles_in_place(A, lda, transA, pack_b_buf, C, ldc, p0 > 0 ? 1 : accumulate, ic, mc, jc, nc, p0, kc, tc);
                     continue;
                 }
                 pack_a_any(pack_a_buf, A, lda, transA, ic, mc, p0, kc, bf16);
-                macro_tile(pack_a_buf, pack_b_buf, C, ldc, accumulate || p0 > 0, ic, mc, jc, nc, kc, bf16, tc);
+                macro_tile(pack_a_buf, pack_b_buf, C, ldc, p0 > 0 ? 1 : accumulate, ic, mc, jc, nc, kc, bf16, tc);
             }
         }
     }
+}
+
+static double stream_min = 32 << 20; /* sgemm_stream */
+
+double sgemm_stream(double min_bytes) {
+    if (min_bytes >= 0) stream_min = min_bytes;
+    return stream_min;
 }
 
 static int transposed_route = 1; /* sgemm_transposed */
@@ -855,8 +876,21 @@ static void gemm(int M, int N, int K, const float *A, int lda, int transA, const
      * their time, c_attn 0.94x, all 0.91x; over 2048 tokens the lm_head's
      * 0.99x. The transposed stores cost about a tenth of the product: where
      * B is not many times wider than A is tall, packing B costs less. */
-    int tc = transposed_route && !bf16 && simd_level == SGEMM_AVX512 && K > 0 && transB && !transA && M % NR == 0 &&
-             N >= 4 * M;
+    /* A C that is written whole in one pass over k and is far larger than
+     * the caches (the lm_head's logits over 2048 tokens: 400 MB; its weight
+     * gradient, 150 MB at GPT-2 124M) goes to memory with non-temporal
+     * stores: the ordinary ones first read each line in (for ownership) and
+     * stall the tile there, the prefetch notwithstanding. On x2 the lm_head's
+     * forward over 2048 tokens took 0.9x its time, the T=2048 and B8 T256
+     * steps 0.987x and 0.973x (ab_step), GPT-2 124M's the same; its rows
+     * must start 64-byte aligned (the model's logits: gpt2_logits_ld). Not
+     * with the transposed route, whose 32-byte column stores would leave
+     * lines half written. */
+    int stream = stream_min > 0 && !accumulate && !bf16 && simd_level == SGEMM_AVX512 && K > 0 && K <= kc_blk &&
+                 ldc % 16 == 0 && (uintptr_t)C % 64 == 0 && (double)M * N * sizeof *C >= stream_min;
+    if (stream) accumulate = STREAM;
+    int tc = !stream && transposed_route && !bf16 && simd_level == SGEMM_AVX512 && K > 0 && transB && !transA &&
+             M % NR == 0 && N >= 4 * M;
     if (tc) {
         const float *t = A;
         A = B, B = t;
@@ -885,6 +919,9 @@ static void gemm(int M, int N, int K, const float *A, int lda, int transA, const
         if (i0 < i1 && j0 < j1 && amx) amx_region(K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, i0, i1, j0, j1);
         else if (i0 < i1 && j0 < j1)
             region(K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, i0, i1, j0, j1, bf16, tc);
+#if X86
+        if (stream) __builtin_ia32_sfence(); /* the streamed lines in memory before the threads join */
+#endif
     }
 }
 

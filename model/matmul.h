@@ -31,6 +31,11 @@ int sgemm_bf16_amx(int on);
  * 0 (for tests: the two give the same bits), -1 asks. */
 int sgemm_transposed(int on);
 
+/* The size in bytes from which a C written whole in one pass over k (no
+ * accumulate, K within one slice, rows 64-byte aligned) is written with
+ * non-temporal stores (AVX-512, fp32); 0 never; a negative size asks. */
+double sgemm_stream(double min_bytes);
+
 /* The blocks of A (*mc rows) and B (*nc columns) a thread keeps in L2, and
  * the depth of a slice (*kc), chosen from the L2's size at the first
  * product: set to *mc, *nc, *kc where they are multiples of 8 up to 256, of

@@ -222,29 +222,31 @@ static float mean_loss(const float *losses, int N) {
     return (float)(total / N);
 }
 
-float crossentropy_forward(float *losses, float *lse, const float *logits, const int *targets, int N, int V) {
+float crossentropy_forward(float *losses, float *lse, const float *logits, const int *targets, int N, int V,
+                           int ld) {
     #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) losses[n] = ce_row(logits + (size_t)n * V, V, targets[n], lse + n);
+    for (int n = 0; n < N; n++) losses[n] = ce_row(logits + (size_t)n * ld, V, targets[n], lse + n);
     return mean_loss(losses, N);
 }
 
-void crossentropy_backward(float *dlogits, const float *logits, const int *targets, float dloss, int N, int V) {
+void crossentropy_backward(float *dlogits, const float *logits, const int *targets, float dloss, int N, int V,
+                           int ld) {
     /* forward: loss = lse - logits[target], lse = log sum exp(logits); each
      * row's maximum and sum found again, for crossentropy_forward_backward's
      * bits */
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
-        float *d = dlogits + (size_t)n * V, row_lse;
-        if (d != logits + (size_t)n * V) memcpy(d, logits + (size_t)n * V, (size_t)V * sizeof *d);
+        float *d = dlogits + (size_t)n * ld, row_lse;
+        if (d != logits + (size_t)n * ld) memcpy(d, logits + (size_t)n * ld, (size_t)V * sizeof *d);
         ce_row_loss_grad(d, V, targets[n], &row_lse, dloss);
     }
 }
 
 float crossentropy_forward_backward(float *losses, float *lse, float *logits, const int *targets, float dloss,
-                                    int N, int V) {
+                                    int N, int V, int ld) {
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) { /* the row still in cache for its gradient */
-        losses[n] = ce_row_loss_grad(logits + (size_t)n * V, V, targets[n], lse + n, dloss);
+        losses[n] = ce_row_loss_grad(logits + (size_t)n * ld, V, targets[n], lse + n, dloss);
     }
     return mean_loss(losses, N);
 }

@@ -36,16 +36,19 @@ void residual_forward(float *out, const float *a, const float *b, int n);
  * thread count, and a resumed run draws the same masks. */
 void dropout_apply(float *out, const float *in, size_t n, float p, uint64_t key, int site);
 
-/* Cross-entropy of softmax(logits) against targets, per row: losses[N];
- * lse[N] keeps each row's log-sum-exp. Returns the mean loss. */
-float crossentropy_forward(float *losses, float *lse, const float *logits, const int *targets, int N, int V);
+/* Cross-entropy of softmax(logits) against targets, per row of V logits,
+ * rows ld floats apart (ld >= V): losses[N]; lse[N] keeps each row's
+ * log-sum-exp. Returns the mean loss. */
+float crossentropy_forward(float *losses, float *lse, const float *logits, const int *targets, int N, int V, int ld);
 /* dlogits = (softmax(logits) - onehot(target)) * dloss (logits and dlogits
- * may be the same buffer): the same bits as crossentropy_forward_backward. */
-void crossentropy_backward(float *dlogits, const float *logits, const int *targets, float dloss, int N, int V);
+ * may be the same buffer; both rows ld apart): the same bits as
+ * crossentropy_forward_backward. */
+void crossentropy_backward(float *dlogits, const float *logits, const int *targets, float dloss, int N, int V,
+                           int ld);
 /* Both, row by row (a row of 50257 logits is still in cache for its
  * gradient, where two passes would read every row from memory twice):
  * the same numbers, the gradient in place of the logits. */
 float crossentropy_forward_backward(float *losses, float *lse, float *logits, const int *targets, float dloss,
-                                    int N, int V);
+                                    int N, int V, int ld);
 
 #endif

@@ -417,9 +417,9 @@ static int train_loop(Run *r, const Bpe *bpe, volatile sig_atomic_t *stop, Err *
             }
             float l = gpt2_forward(m, r->inputs, r->targets, B, T);
             loss += l / c->grad_accum;
-            size_t n = (size_t)B * T * c->vocab_size; /* backward overwrites the logits: a copy for the dump */
-            float *logits = xmalloc(n * sizeof *logits);
-            memcpy(logits, m->a.logits, n * sizeof *logits);
+            size_t V = (size_t)c->vocab_size; /* backward overwrites the logits: a copy for the dump */
+            float *logits = xmalloc((size_t)B * T * V * sizeof *logits);
+            for (int pos = 0; pos < B * T; pos++) memcpy(logits + pos * V, gpt2_logits(m, pos), V * sizeof *logits);
             gpt2_backward(m, 1.0f / c->grad_accum);
             if (c->grad_accum > 1) scale_grads(m->grads, m->n_params, (float)c->grad_accum);
             int rc = write_dump(r, l, logits, e);

@@ -386,7 +386,8 @@ static void test_attention_kinds_match_torch(void) {
  * at once, whether forward and backward run in one call or two, and only
  * head_rows of logits are allocated. Chunks of 512 rows (a multiple of the
  * SGEMM's K slice, 256 or 512 deep) keep the bits; other sizes agree to
- * rounding. */
+ * rounding. A vocabulary of 197 puts the rows of logits 208 floats apart
+ * (gpt2_logits_ld): the logits read back are the LM head's products. */
 static void test_chunked_head(void) {
     enum { BK = 3, TK = 200, BTK = BK * TK };
     int *in = malloc(BTK * sizeof *in), *tg = malloc(BTK * sizeof *tg);
@@ -394,6 +395,9 @@ static void test_chunked_head(void) {
     rng_seed(&r, 7, 0);
     GPT2Config g = cfg;
     g.block_size = TK;
+    g.vocab_size = 197;
+    const int ld = gpt2_logits_ld(g.vocab_size);
+    CHECK(ld == 208, "rows of 197 logits are %d floats apart, want 208", ld);
     for (int i = 0; i < BTK; i++) in[i] = (int)rng_below(&r, (uint64_t)g.vocab_size);
     for (int i = 0; i < BTK; i++) tg[i] = (int)rng_below(&r, (uint64_t)g.vocab_size);
     GPT2 full, chunk, odd;
@@ -404,7 +408,7 @@ static void test_chunked_head(void) {
     CHECK(gpt2_build(&chunk, &g, BK, TK, &e) == 0, "%s", e.msg);
     g.head_rows = 100;
     CHECK(gpt2_build(&odd, &g, BK, TK, &e) == 0, "%s", e.msg);
-    CHECK(full.n_acts - chunk.n_acts == (size_t)(BTK - 512) * g.vocab_size,
+    CHECK(full.n_acts - chunk.n_acts == (size_t)(BTK - 512) * ld,
           "512-row chunks must hold 512 rows of logits, not %zu", full.n_acts - chunk.n_acts);
     gpt2_init(&full, 5);
     gpt2_init(&chunk, 5);
@@ -429,7 +433,16 @@ static void test_chunked_head(void) {
     gpt2_forward(&chunk, in, NULL, BK, TK);
     const float *a = gpt2_logits(&full, BTK - 1), *b = gpt2_logits(&chunk, BTK - 1);
     CHECK(a && b && memcmp(a, b, (size_t)g.vocab_size * sizeof *a) == 0, "the last position's logits differ");
-    CHECK(gpt2_logits(&chunk, BTK - 513) == NULL && gpt2_logits(&chunk, BTK - 512) == b - (size_t)511 * g.vocab_size &&
+    double worst = 0;
+    for (int pos = BTK - 3; pos < BTK; pos++) /* rows whose starts lie 208 floats apart: each against its product */
+        for (int v = 0; v < g.vocab_size; v++) {
+            double dot = 0;
+            for (int k = 0; k < g.n_embd; k++)
+                dot += (double)full.a.lnf[(size_t)pos * g.n_embd + k] * full.p.wte[(size_t)v * g.n_embd + k];
+            worst = fmax(worst, fabs(gpt2_logits(&full, pos)[v] - dot));
+        }
+    CHECK(worst < 1e-4, "logits read back differ from lnf . wte by %g", worst);
+    CHECK(gpt2_logits(&chunk, BTK - 513) == NULL && gpt2_logits(&chunk, BTK - 512) == b - (size_t)511 * ld &&
               gpt2_logits(&full, 0) == full.a.logits && gpt2_logits(&full, BTK) == NULL,
           "gpt2_logits must give exactly the positions held");
     gpt2_free(&full);

@@ -187,6 +187,55 @@ static void test_sgemm_transposed_bits(void) {
     omp_set_num_threads(threads);
 }
 
+/* A C written in one pass, 64-byte aligned rows, streamed past the caches
+ * (sgemm_stream; non-temporal stores) gives the bits of the ordinary
+ * stores; products it must not take (K deeper than a slice, rows not
+ * aligned, accumulating) are still right. */
+static void test_sgemm_stream_bits(void) {
+    if (sgemm_simd(-1) != SGEMM_AVX512) {
+        printf("  (streamed stores are AVX-512's: nothing to test)\n");
+        return;
+    }
+    /* M, N, K, ldc, transA, transB: x W^T, A in place, a weight gradient,
+     * then too deep, and rows not aligned */
+    int shapes[][6] = {{64, 1040, 256, 1040, 0, 1}, {300, 1100, 200, 1104, 0, 0}, {512, 96, 256, 96, 1, 0},
+                       {64, 1040, 600, 1040, 0, 1}, {64, 1030, 256, 1030, 0, 1}};
+    int threads = omp_get_max_threads();
+    double min = sgemm_stream(-1);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int t = 0; t < 4; t++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = shapes[s][3], ta = shapes[s][4];
+            int tb = shapes[s][5], acc = t & 1, nt = 1 + (t >> 1);
+            size_t bytes = ((size_t)M * ldc * sizeof(float) + 63) / 64 * 64;
+            float *A = randn((size_t)M * K, 1), *B = randn((size_t)K * N, 1), *C0 = randn((size_t)M * ldc, 1);
+            float *C1 = owned(aligned_alloc(64, bytes)), *C2 = owned(aligned_alloc(64, bytes));
+            float *ref = owned(malloc((size_t)M * ldc * sizeof *ref));
+            memcpy(C1, C0, (size_t)M * ldc * sizeof *C0);
+            memcpy(C2, C0, (size_t)M * ldc * sizeof *C0);
+            memcpy(ref, C0, (size_t)M * ldc * sizeof *C0);
+            omp_set_num_threads(nt);
+            sgemm_stream(1);
+            sgemm(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, C1, ldc, acc);
+            sgemm_stream(0);
+            sgemm_transposed(0);
+            sgemm(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, C2, ldc, acc);
+            sgemm_transposed(1);
+            sgemm_reference(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, ref, ldc, acc);
+            CHECK(memcmp(C1, C2, (size_t)M * ldc * sizeof *C1) == 0,
+                  "%dx%dx%d ldc %d acc %d, %d threads: streamed and ordinary stores differ", M, N, K, ldc, acc, nt);
+            double err = 0, scale = 0;
+            for (size_t i = 0; i < (size_t)M * ldc; i++) {
+                err = fmax(err, fabs((double)C1[i] - ref[i]));
+                scale = fmax(scale, fabs((double)ref[i]));
+            }
+            CHECK(err <= 1e-5 * scale, "%dx%dx%d acc %d: streamed stores vs reference: %g of %g", M, N, K, acc, err,
+                  scale);
+            release();
+        }
+    sgemm_stream(min);
+    omp_set_num_threads(threads);
+}
+
 /* Either size of the blocks kept in L2 (sgemm_blocks: 128 x 512 for 1 MB
  * of L2, 256 x 512 from 2 MB, and 1024 columns) gives the same bits, on
  * shapes that take each of region's orders (tall and deep, wide, the plain
@@ -406,25 +455,42 @@ static double ce_d(void *p) {
 }
 
 /* Rows shorter than a vector and longer (full vectors and a tail); the
- * fused forward and backward gives the same loss and bits. */
+ * fused forward and backward gives the same loss and bits; rows further
+ * apart than V (the model's logits, 16-float rows) the same bits again,
+ * the floats between rows untouched. */
 static void test_crossentropy_backward(void) {
     const int N = 5, Vs[2] = {11, 53};
     for (int i = 0; i < 2; i++) {
-        const int V = Vs[i];
+        const int V = Vs[i], ld = V + 5;
         float *logits = randn(N * V, 3), *losses = zeros(N), *lse = zeros(N), *d = zeros(N * V);
         float *fused = owned(malloc((size_t)N * V * sizeof *fused)), *losses2 = zeros(N), *lse2 = zeros(N);
         int targets[5];
         for (int n = 0; n < N; n++) targets[n] = (n * 13) % V;
-        float loss = crossentropy_forward(losses, lse, logits, targets, N, V);
-        crossentropy_backward(d, logits, targets, 1.0f / N, N, V);
+        float loss = crossentropy_forward(losses, lse, logits, targets, N, V, V);
+        crossentropy_backward(d, logits, targets, 1.0f / N, N, V, V);
         CeD c = {to_double(logits, N * V), targets, N, V};
         double want = ce_d(&c);
         CHECK(fabs(loss - want) < 1e-6 * fabs(want), "V %d: loss %.8f vs %.8f", V, loss, want);
         CHECK(!fd_check("dlogits", ce_d, &c, c.l, d, N * V), "V %d: cross-entropy dlogits", V);
         memcpy(fused, logits, (size_t)N * V * sizeof *fused);
-        float loss2 = crossentropy_forward_backward(losses2, lse2, fused, targets, 1.0f / N, N, V);
+        float loss2 = crossentropy_forward_backward(losses2, lse2, fused, targets, 1.0f / N, N, V, V);
         CHECK(loss2 == loss && memcmp(lse2, lse, N * sizeof *lse) == 0 && memcmp(fused, d, (size_t)N * V * sizeof *d) == 0,
               "V %d: forward_backward differs from forward then backward", V);
+        float *wide = owned(malloc((size_t)N * ld * sizeof *wide)), *wide_d = owned(malloc((size_t)N * ld * sizeof *wide_d));
+        for (int n = 0; n < N; n++) {
+            memcpy(wide + (size_t)n * ld, logits + (size_t)n * V, (size_t)V * sizeof *wide);
+            for (int k = V; k < ld; k++) wide[(size_t)n * ld + k] = wide_d[(size_t)n * ld + k] = 1e30f;
+        }
+        float loss3 = crossentropy_forward(losses2, lse2, wide, targets, N, V, ld);
+        crossentropy_backward(wide_d, wide, targets, 1.0f / N, N, V, ld);
+        float loss4 = crossentropy_forward_backward(losses2, lse2, wide, targets, 1.0f / N, N, V, ld);
+        int same = loss3 == loss && loss4 == loss;
+        for (int n = 0; n < N; n++) {
+            same &= memcmp(wide + (size_t)n * ld, d + (size_t)n * V, (size_t)V * sizeof *d) == 0 &&
+                    memcmp(wide_d + (size_t)n * ld, d + (size_t)n * V, (size_t)V * sizeof *d) == 0;
+            for (int k = V; k < ld; k++) same &= wide[(size_t)n * ld + k] == 1e30f && wide_d[(size_t)n * ld + k] == 1e30f;
+        }
+        CHECK(same, "V %d: rows %d apart differ from rows V apart", V, ld);
         release();
     }
 }
@@ -668,6 +734,7 @@ int main(void) {
     run_seeded("test_sgemm_against_reference", test_sgemm_against_reference, 1);
     run_seeded("test_sgemm_in_place_bits", test_sgemm_in_place_bits, 2);
     run_seeded("test_sgemm_transposed_bits", test_sgemm_transposed_bits, 2);
+    run_seeded("test_sgemm_stream_bits", test_sgemm_stream_bits, 2);
     run_seeded("test_sgemm_blocks_bits", test_sgemm_blocks_bits, 2);
     run_seeded("test_matmul_backward", test_matmul_backward, 2);
     run_seeded("test_sgemm_bf16", test_sgemm_bf16, 3);
