@@ -41,18 +41,20 @@
 /* The MC x KC block of A and KC x NC block of B that a thread keeps in its
  * L2, in rows and columns, and the depth KC of a slice: 128, 512 and 256
  * for 1 MB of L2 a core (AMD Zen 4 and 5: A's block 128 KB, B's 512 KB),
- * 256, 512 and 512 from 2 MB (Intel's Xeons since Sapphire Rapids: 512 KB
- * and 1 MB). Set from the L2's size at the first product (choose_blocks);
- * sgemm_blocks sets them for tests. On x2 (2 MB), against 256 x 1024 blocks
- * 256 deep: the T=2048 step 0.96-0.98x its time, B8 T256's 0.96x, GPT-2
- * 124M's 0.985-0.99x (ab_step, 5-6 rounds; 1024 columns with 512 deep the
- * same within the noise): half as many slices, so C is read and written
- * back half as often and a row of A read in place is 2 KB long, not 1 KB,
- * in each slice (the lm_head's input gradient reads 400 MB of A from memory
- * in such pieces); B's 32-column panel (64 KB) then streams from L2 rather
- * than staying in L1, at no cost seen. The smaller sizes fit Zen's L2.
+ * 256, 512 and 512 from 2 MB with AVX-512 (Intel's Xeons since Sapphire
+ * Rapids: 512 KB and 1 MB). Set from the L2's size and the SIMD level at
+ * the first product (choose_blocks); sgemm_blocks sets them for tests. On
+ * x2 (2 MB), against 256 x 1024 blocks 256 deep: the T=2048 step 0.96-0.98x
+ * its time, B8 T256's 0.96x, GPT-2 124M's 0.985-0.99x (ab_step, 5-6 rounds;
+ * 1024 columns with 512 deep the same within the noise): half as many
+ * slices, so C is read and written back half as often and a row of A read
+ * in place is 2 KB long, not 1 KB, in each slice (the lm_head's input
+ * gradient reads 400 MB of A from memory in such pieces); B's 32-column panel (64 KB) then streams from L2 rather
+ * than staying in L1, at no cost seen. Not for the AVX2 tile, which reads
+ * B's panel three times: 512 deep it made the AVX2 build's T=2048 and 124M
+ * steps 1.023x and 1.008x slower on x2. The smaller sizes fit Zen's L2.
  * The bits do not depend on MC and NC: every C element sums its KC slices
- * in the same order. They depend on KC: the two sizes of L2 give different
+ * in the same order. They depend on KC: the two kinds of CPU give different
  * last bits (one machine's runs repeat bit for bit). */
 #define MC_MAX 256
 #define NC_MAX 1024
@@ -64,7 +66,7 @@ static void choose_blocks(void) {
     int large = sysconf(_SC_LEVEL2_CACHE_SIZE) >= 2 << 20; /* 0 or -1 where unknown */
     mc_blk = large ? 256 : 128;
     nc_blk = 512;
-    kc_blk = large ? 512 : 256;
+    kc_blk = large && sgemm_simd(-1) == SGEMM_AVX512 ? 512 : 256;
 }
 
 typedef vf16 v16;
