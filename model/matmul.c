@@ -49,10 +49,11 @@
  * 1024 columns with 512 deep the same within the noise): half as many
  * slices, so C is read and written back half as often and a row of A read
  * in place is 2 KB long, not 1 KB, in each slice (the lm_head's input
- * gradient reads 400 MB of A from memory in such pieces); B's 32-column panel (64 KB) then streams from L2 rather
- * than staying in L1, at no cost seen. Not for the AVX2 tile, which reads
- * B's panel three times: 512 deep it made the AVX2 build's T=2048 and 124M
- * steps 1.023x and 1.008x slower on x2. The smaller sizes fit Zen's L2.
+ * gradient reads 400 MB of A from memory in such pieces); B's 32-column
+ * panel (64 KB) then streams from L2 rather than staying in L1, at no cost
+ * seen. Not for the AVX2 tile, which reads B's panel three times: 512 deep
+ * it made the AVX2 build's T=2048 and 124M steps 1.023x and 1.008x slower
+ * on x2. The smaller sizes fit Zen's L2.
  * The bits do not depend on MC and NC: every C element sums its KC slices
  * in the same order. They depend on KC: the two kinds of CPU give different
  * last bits (one machine's runs repeat bit for bit). */
@@ -805,8 +806,8 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
                     continue;
                 }
                 pack_a_any(pack_a_buf, A, lda, transA, ic, mc, p0, kc, bf16);
-                macro_tile(pack_a_buf, cache + (size_t)p0 * npad, C, ldc, p0 > 0 ? 1 : accumulate, ic, mc, j0, n, kc, bf16,
-                           tc);
+                macro_tile(pack_a_buf, cache + (size_t)p0 * npad, C, ldc, p0 > 0 ? 1 : accumulate, ic, mc, j0, n, kc,
+                           bf16, tc);
             }
         }
         return;
@@ -835,7 +836,8 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
             for (int ic = i0; ic < i1; ic += mc_blk) {
                 int mc = i1 - ic < mc_blk ? i1 - ic : mc_blk;
                 if (in_place && mc % MR == 0 && nc % NR == 0) {
-                    tiles_in_place(A, lda, transA, pack_b_buf, C, ldc, p0 > 0 ? 1 : accumulate, ic, mc, jc, nc, p0, kc, tc);
+                    tiles_in_place(A, lda, transA, pack_b_buf, C, ldc, p0 > 0 ? 1 : accumulate, ic, mc, jc, nc, p0, kc,
+                                   tc);
                     continue;
                 }
                 pack_a_any(pack_a_buf, A, lda, transA, ic, mc, p0, kc, bf16);

@@ -259,8 +259,9 @@ static void test_sgemm_blocks_bits(void) {
                 sgemm_blocks(&sizes[b][0], &sizes[b][1], &sizes[b][2]);
                 sgemm(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, out[b], N, 0);
             }
-            CHECK(sizes[2][0] == 256 && sizes[2][1] == 1024 && sizes[2][2] == depth &&
-                      memcmp(C1, C2, (size_t)M * N * sizeof *C1) == 0 && memcmp(C1, C3, (size_t)M * N * sizeof *C1) == 0,
+            size_t bytes = (size_t)M * N * sizeof *C1;
+            CHECK(sizes[2][0] == 256 && sizes[2][1] == 1024 && sizes[2][2] == depth && memcmp(C1, C2, bytes) == 0 &&
+                      memcmp(C1, C3, bytes) == 0,
                   "%dx%dx%d ta %d tb %d, %d deep: the block sizes differ", M, N, K, ta, tb, depth);
             sgemm_reference(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, R, N, 0);
             double err = 0;
@@ -476,7 +477,8 @@ static void test_crossentropy_backward(void) {
         float loss2 = crossentropy_forward_backward(losses2, lse2, fused, targets, 1.0f / N, N, V, V);
         CHECK(loss2 == loss && memcmp(lse2, lse, N * sizeof *lse) == 0 && memcmp(fused, d, (size_t)N * V * sizeof *d) == 0,
               "V %d: forward_backward differs from forward then backward", V);
-        float *wide = owned(malloc((size_t)N * ld * sizeof *wide)), *wide_d = owned(malloc((size_t)N * ld * sizeof *wide_d));
+        float *wide = owned(malloc((size_t)N * ld * sizeof *wide));
+        float *wide_d = owned(malloc((size_t)N * ld * sizeof *wide_d));
         for (int n = 0; n < N; n++) {
             memcpy(wide + (size_t)n * ld, logits + (size_t)n * V, (size_t)V * sizeof *wide);
             for (int k = V; k < ld; k++) wide[(size_t)n * ld + k] = wide_d[(size_t)n * ld + k] = 1e30f;
@@ -488,7 +490,8 @@ static void test_crossentropy_backward(void) {
         for (int n = 0; n < N; n++) {
             same &= memcmp(wide + (size_t)n * ld, d + (size_t)n * V, (size_t)V * sizeof *d) == 0 &&
                     memcmp(wide_d + (size_t)n * ld, d + (size_t)n * V, (size_t)V * sizeof *d) == 0;
-            for (int k = V; k < ld; k++) same &= wide[(size_t)n * ld + k] == 1e30f && wide_d[(size_t)n * ld + k] == 1e30f;
+            for (int k = V; k < ld; k++)
+                same &= wide[(size_t)n * ld + k] == 1e30f && wide_d[(size_t)n * ld + k] == 1e30f;
         }
         CHECK(same, "V %d: rows %d apart differ from rows V apart", V, ld);
         release();
