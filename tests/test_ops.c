@@ -144,6 +144,25 @@ static void test_sgemm_in_place_bits(void) {
     release();
 }
 
+/* A copy of n floats, 64-byte aligned (freed by release) */
+static float *owned_copy(const float *src, size_t n) {
+    float *p = owned(aligned_alloc(64, (n * sizeof *p + 63) / 64 * 64));
+    memcpy(p, src, n * sizeof *p);
+    return p;
+}
+
+/* The largest difference between c and ref, and (in *scale) ref's largest
+ * magnitude */
+static double max_diff(const float *c, const float *ref, size_t n, double *scale) {
+    double err = 0;
+    *scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        err = fmax(err, fabs((double)c[i] - ref[i]));
+        *scale = fmax(*scale, fabs((double)ref[i]));
+    }
+    return err;
+}
+
 /* x W^T with W wide (the forward over few tokens, the lm_head's) runs as
  * C^T = W x^T stored transposed (sgemm_transposed): the same bits as the
  * ordinary route, with K within one slice and across several, a last tile
@@ -161,11 +180,8 @@ static void test_sgemm_transposed_bits(void) {
             for (int nt = 1; nt <= 2; nt++) {
                 int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = shapes[s][3];
                 float *A = randn((size_t)M * K, 1), *B = randn((size_t)N * K, 1), *C0 = randn((size_t)M * ldc, 1);
-                float *C1 = owned(malloc((size_t)M * ldc * sizeof *C1)), *C2 = owned(malloc((size_t)M * ldc * sizeof *C2));
-                float *ref = owned(malloc((size_t)M * ldc * sizeof *ref));
-                memcpy(C1, C0, (size_t)M * ldc * sizeof *C0);
-                memcpy(C2, C0, (size_t)M * ldc * sizeof *C0);
-                memcpy(ref, C0, (size_t)M * ldc * sizeof *C0);
+                float *C1 = owned_copy(C0, (size_t)M * ldc), *C2 = owned_copy(C0, (size_t)M * ldc);
+                float *ref = owned_copy(C0, (size_t)M * ldc);
                 omp_set_num_threads(nt);
                 sgemm_transposed(1);
                 sgemm(M, N, K, A, K, 0, B, K, 1, C1, ldc, acc);
@@ -175,11 +191,7 @@ static void test_sgemm_transposed_bits(void) {
                 sgemm_reference(M, N, K, A, K, 0, B, K, 1, ref, ldc, acc);
                 CHECK(memcmp(C1, C2, (size_t)M * ldc * sizeof *C1) == 0,
                       "%dx%dx%d ldc %d acc %d, %d threads: transposed and ordinary routes differ", M, N, K, ldc, acc, nt);
-                double err = 0, scale = 0;
-                for (size_t i = 0; i < (size_t)M * ldc; i++) {
-                    err = fmax(err, fabs((double)C1[i] - ref[i]));
-                    scale = fmax(scale, fabs((double)ref[i]));
-                }
+                double scale, err = max_diff(C1, ref, (size_t)M * ldc, &scale);
                 CHECK(err <= 1e-5 * scale, "%dx%dx%d acc %d: transposed route vs reference: %g of %g", M, N, K, acc,
                       err, scale);
                 release();
@@ -206,13 +218,9 @@ static void test_sgemm_stream_bits(void) {
         for (int t = 0; t < 4; t++) {
             int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = shapes[s][3], ta = shapes[s][4];
             int tb = shapes[s][5], acc = t & 1, nt = 1 + (t >> 1);
-            size_t bytes = ((size_t)M * ldc * sizeof(float) + 63) / 64 * 64;
             float *A = randn((size_t)M * K, 1), *B = randn((size_t)K * N, 1), *C0 = randn((size_t)M * ldc, 1);
-            float *C1 = owned(aligned_alloc(64, bytes)), *C2 = owned(aligned_alloc(64, bytes));
-            float *ref = owned(malloc((size_t)M * ldc * sizeof *ref));
-            memcpy(C1, C0, (size_t)M * ldc * sizeof *C0);
-            memcpy(C2, C0, (size_t)M * ldc * sizeof *C0);
-            memcpy(ref, C0, (size_t)M * ldc * sizeof *C0);
+            float *C1 = owned_copy(C0, (size_t)M * ldc), *C2 = owned_copy(C0, (size_t)M * ldc);
+            float *ref = owned_copy(C0, (size_t)M * ldc);
             omp_set_num_threads(nt);
             sgemm_stream(1);
             sgemm(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, C1, ldc, acc);
@@ -223,11 +231,7 @@ static void test_sgemm_stream_bits(void) {
             sgemm_reference(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, ref, ldc, acc);
             CHECK(memcmp(C1, C2, (size_t)M * ldc * sizeof *C1) == 0,
                   "%dx%dx%d ldc %d acc %d, %d threads: streamed and ordinary stores differ", M, N, K, ldc, acc, nt);
-            double err = 0, scale = 0;
-            for (size_t i = 0; i < (size_t)M * ldc; i++) {
-                err = fmax(err, fabs((double)C1[i] - ref[i]));
-                scale = fmax(scale, fabs((double)ref[i]));
-            }
+            double scale, err = max_diff(C1, ref, (size_t)M * ldc, &scale);
             CHECK(err <= 1e-5 * scale, "%dx%dx%d acc %d: streamed stores vs reference: %g of %g", M, N, K, acc, err,
                   scale);
             release();
