@@ -213,25 +213,6 @@ static void body_forward(GPT2 *m, const int *inputs, const int *targets, int B, 
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, p->lnfw, p->lnfb, BT, C);
 }
 
-/* The LM head's products on n positions' final LayerNorm outputs x: their
- * logits, rows gpt2_logits_ld apart (the tied embedding wte is the weight:
- * logits = x wte^T), and from their gradient in the same place dx = dl wte
- * and g->wte (+)= dl^T x. */
-static void head_logits(GPT2 *m, const float *x, int n) {
-    const GPT2Config *c = &m->cfg;
-    const int C = c->n_embd, V = c->vocab_size, ld = gpt2_logits_ld(V);
-    (c->bf16 ? sgemm_bf16 : sgemm)(n, V, C, x, C, 0, m->p.wte, C, 1, m->a.logits, ld, 0);
-}
-
-static void head_backward(GPT2 *m, const float *x, float *dx, int n, int add) {
-    const GPT2Config *c = &m->cfg;
-    const int C = c->n_embd, V = c->vocab_size, ld = gpt2_logits_ld(V);
-    void (*mm)(int, int, int, const float *, int, int, const float *, int, int, float *, int, int) =
-        c->bf16 ? sgemm_bf16 : sgemm;
-    mm(n, C, V, m->a.logits, ld, 0, m->p.wte, C, 0, dx, C, 0);
-    mm(V, C, n, m->a.logits, ld, 1, x, C, 0, m->g.wte, C, add);
-}
-
 /* The LM head and the loss over the last forward's BT positions, head_rows
  * at a time: a chunk's logits, their cross-entropy (a->losses, d->lse) and,
  * with grad, their gradient (the loss is the mean over BT: each row's is
@@ -248,7 +229,7 @@ static float head_loss(GPT2 *m, const int *targets, int BT, int grad, float dlos
     for (int r0 = 0; r0 < BT; r0 += R) {
         int n = BT - r0 < R ? BT - r0 : R;
         const float *x = a->lnf + (size_t)r0 * C;
-        head_logits(m, x, n);
+        matmul_forward_ld(a->logits, ld, x, m->p.wte, NULL, n, C, V, c->bf16);
         m->logits_from = r0;
         if (!grad) {
             crossentropy_forward(a->losses + r0, d->lse + r0, a->logits, targets + r0, n, V, ld);
@@ -256,7 +237,8 @@ static float head_loss(GPT2 *m, const int *targets, int BT, int grad, float dlos
         }
         crossentropy_forward_backward(a->losses + r0, d->lse + r0, a->logits, targets + r0, dloss_scale / (float)BT,
                                       n, V, ld);
-        head_backward(m, x, d->dC1 + (size_t)r0 * C, n, r0 > 0 || !m->grads_stale);
+        matmul_backward_ld(d->dC1 + (size_t)r0 * C, m->g.wte, NULL, a->logits, ld, x, m->p.wte, n, C, V,
+                           r0 > 0 || !m->grads_stale, c->bf16);
     }
     double total = 0.0; /* in position order, whatever the chunks */
     for (int i = 0; i < BT; i++) total += a->losses[i];
@@ -269,7 +251,8 @@ float gpt2_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T)
     body_forward(m, inputs, targets, B, T);
     if (targets) return head_loss(m, targets, BT, 0, 0.0f);
     m->logits_from = BT - R; /* the last positions: what generation reads */
-    head_logits(m, m->a.lnf + (size_t)m->logits_from * c->n_embd, R);
+    matmul_forward_ld(m->a.logits, gpt2_logits_ld(c->vocab_size), m->a.lnf + (size_t)m->logits_from * c->n_embd,
+                      m->p.wte, NULL, R, c->n_embd, c->vocab_size, c->bf16);
     return 0.0f;
 }
 
@@ -340,13 +323,14 @@ static void body_backward(GPT2 *m) {
 
 void gpt2_backward(GPT2 *m, float dloss_scale) {
     const GPT2Config *c = &m->cfg;
-    const int BT = m->fwd_B * m->fwd_T, V = c->vocab_size;
+    const int BT = m->fwd_B * m->fwd_T, C = c->n_embd, V = c->vocab_size;
     if (head_rows(c, BT) < BT) { /* the forward kept only the last chunk's logits */
         head_loss(m, m->targets, BT, 1, dloss_scale);
     } else {
         crossentropy_backward(m->a.logits, m->a.logits, m->targets, dloss_scale / (float)BT, BT, V,
                               gpt2_logits_ld(V));
-        head_backward(m, m->a.lnf, m->d.dC1, BT, !m->grads_stale);
+        matmul_backward_ld(m->d.dC1, m->g.wte, NULL, m->a.logits, gpt2_logits_ld(V), m->a.lnf, m->p.wte, BT, C, V,
+                           !m->grads_stale, c->bf16);
     }
     body_backward(m);
 }

@@ -955,30 +955,40 @@ void sgemm_reference(int M, int N, int K, const float *A, int lda, int transA, c
         }
 }
 
-void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    int N, int C, int OC, int bf16) {
+void matmul_forward_ld(float *out, int ldo, const float *inp, const float *weight, const float *bias, int N, int C,
+                       int OC, int bf16) {
     /* out = inp . weight^T + bias */
-    gemm(N, OC, C, inp, C, 0, weight, C, 1, out, OC, 0, bf16);
+    gemm(N, OC, C, inp, C, 0, weight, C, 1, out, ldo, 0, bf16);
     if (!bias) return;
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
-        float *o = out + (size_t)n * OC;
+        float *o = out + (size_t)n * ldo;
         for (int j = 0; j < OC; j++) o[j] += bias[j];
     }
 }
 
-void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, int N, int C, int OC, int dw_add, int bf16) {
+void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
+                    int N, int C, int OC, int bf16) {
+    matmul_forward_ld(out, OC, inp, weight, bias, N, C, OC, bf16);
+}
+
+void matmul_backward_ld(float *dinp, float *dweight, float *dbias, const float *dout, int ldo, const float *inp,
+                        const float *weight, int N, int C, int OC, int dw_add, int bf16) {
     /* forward: out[n,o] = sum_c inp[n,c] weight[o,c] + bias[o] */
-    if (dinp) gemm(N, C, OC, dout, OC, 0, weight, C, 0, dinp, C, 0, bf16); /* dinp = dout . W */
-    gemm(OC, C, N, dout, OC, 1, inp, C, 0, dweight, C, dw_add, bf16);     /* dW (+)= dout^T . inp */
+    if (dinp) gemm(N, C, OC, dout, ldo, 0, weight, C, 0, dinp, C, 0, bf16); /* dinp = dout . W */
+    gemm(OC, C, N, dout, ldo, 1, inp, C, 0, dweight, C, dw_add, bf16);     /* dW (+)= dout^T . inp */
     if (!dbias) return;
     #pragma omp parallel for schedule(static)
     for (int o0 = 0; o0 < OC; o0 += 64) {
         int o1 = o0 + 64 < OC ? o0 + 64 : OC;
         for (int n = 0; n < N; n++) {
-            const float *d = dout + (size_t)n * OC;
+            const float *d = dout + (size_t)n * ldo;
             for (int o = o0; o < o1; o++) dbias[o] += d[o];
         }
     }
+}
+
+void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, int N, int C, int OC, int dw_add, int bf16) {
+    matmul_backward_ld(dinp, dweight, dbias, dout, OC, inp, weight, N, C, OC, dw_add, bf16);
 }

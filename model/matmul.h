@@ -54,6 +54,13 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int C, int OC, int dw_add, int bf16);
 
+/* The same two with out's (dout's) rows ldo >= OC floats apart: the LM
+ * head's logits, whose rows are padded to 64-byte multiples */
+void matmul_forward_ld(float *out, int ldo, const float *inp, const float *weight, const float *bias, int N, int C,
+                       int OC, int bf16);
+void matmul_backward_ld(float *dinp, float *dweight, float *dbias, const float *dout, int ldo, const float *inp,
+                        const float *weight, int N, int C, int OC, int dw_add, int bf16);
+
 /* The micro-kernel build in use: chosen at the first call from the CPU
  * (AVX-512, else AVX2 with FMA, else portable SSE2), lowered by the
  * environment variable TRAIN_SIMD=avx2|portable, or set by passing a level
