@@ -144,6 +144,30 @@ static void test_sgemm_in_place_bits(void) {
     release();
 }
 
+/* An A read in place that is far larger than the caches (16 MB and up: the
+ * lm_head's input gradient) is walked row group by row group rather than
+ * column panel by column panel (see tiles_in_place): the same bits as the
+ * same product summed one KC slice per call, each call's A small enough
+ * for the column order. */
+static void test_sgemm_rows_first_bits(void) {
+    const int M = 64, N = 256, K = 65600; /* 64 x 65600 floats: 16.8 MB */
+    int mc = 0, nc = 0, kc = 0;
+    sgemm_blocks(&mc, &nc, &kc);
+    float *A = randn((size_t)M * K, 1), *B = randn((size_t)K * N, 1);
+    float *C1 = owned(malloc((size_t)M * N * sizeof *C1)), *C2 = owned(malloc((size_t)M * N * sizeof *C2));
+    int best = sgemm_simd(-1);
+    for (int level = SGEMM_AVX2; level <= best; level++) { /* the builds that read in place */
+        sgemm_simd(level);
+        sgemm(M, N, K, A, K, 0, B, N, 0, C1, N, 0);
+        for (int p0 = 0; p0 < K; p0 += kc)
+            sgemm(M, N, K - p0 < kc ? K - p0 : kc, A + p0, K, 0, B + (size_t)p0 * N, N, 0, C2, N, p0 > 0);
+        CHECK(memcmp(C1, C2, (size_t)M * N * sizeof *C1) == 0, "%s: A read row group first and by slices differ",
+              sgemm_simd_name());
+    }
+    sgemm_simd(best);
+    release();
+}
+
 /* A copy of n floats, 64-byte aligned (freed by release) */
 static float *owned_copy(const float *src, size_t n) {
     float *p = owned(aligned_alloc(64, (n * sizeof *p + 63) / 64 * 64));
@@ -740,6 +764,7 @@ static void run_seeded(const char *name, void (*fn)(void), int stream) {
 int main(void) {
     run_seeded("test_sgemm_against_reference", test_sgemm_against_reference, 1);
     run_seeded("test_sgemm_in_place_bits", test_sgemm_in_place_bits, 2);
+    run_seeded("test_sgemm_rows_first_bits", test_sgemm_rows_first_bits, 2);
     run_seeded("test_sgemm_transposed_bits", test_sgemm_transposed_bits, 2);
     run_seeded("test_sgemm_stream_bits", test_sgemm_stream_bits, 2);
     run_seeded("test_sgemm_blocks_bits", test_sgemm_blocks_bits, 2);
