@@ -136,7 +136,10 @@ static inline void head_load(float *dst, float *dstT, const float *src, size_t s
 
 /* An 8 x 32 block of C (+)= A(r, k) B[k][0:32] over k < K: 16 accumulators,
  * two loads of B and eight broadcasts of A per k (a 4 x 64 block needs four
- * loads of B per k, which the compiler folds into the FMAs and reloads). */
+ * loads of B per k, which the compiler folds into the FMAs and reloads).
+ * The loop over k unrolled 4 times, as matmul.c's tile: on x2 a softmax
+ * attention layer (T = 2048, 4 heads) took 0.94-0.97x its time, PolySketch's
+ * (12 heads, r = 32, local exact) 0.93x; the same bits. */
 static inline void tile_block8x32(float *restrict C, int ldc, const float *restrict A, int ars, int aks,
                                   const float *restrict B, int ldb, int K, int accumulate) {
 #ifndef __AVX512F__
@@ -166,6 +169,7 @@ static inline void tile_block8x32(float *restrict C, int ldc, const float *restr
     vf16 c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0}, c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0};
     const float *a0 = A, *a1 = A + ars, *a2 = A + 2 * (size_t)ars, *a3 = A + 3 * (size_t)ars;
     const float *a4 = A + 4 * (size_t)ars, *a5 = A + 5 * (size_t)ars, *a6 = A + 6 * (size_t)ars, *a7 = A + 7 * (size_t)ars;
+    #pragma GCC unroll 4
     for (int k = 0; k < K; k++) {
         size_t ak = (size_t)k * aks;
         vf16 b0 = vf16_load(B + (size_t)k * ldb), b1 = vf16_load(B + (size_t)k * ldb + 16);
