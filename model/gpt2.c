@@ -203,8 +203,8 @@ static void body_forward(GPT2 *m, const int *inputs, const int *targets, int B, 
         residual_forward(a->residual2 + lC, res, a->attproj, BT * C);
         layernorm_forward(ln2, a->ln2_mean + lB, a->ln2_rstd + lB, a->residual2 + lC, p->ln2w + l * C,
                           p->ln2b + l * C, BT, C);
-        matmul_forward(fch, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, BT, C, 4 * C, c->bf16);
-        gelu_forward(fch_gelu, fch, BT * 4 * C);
+        matmul_forward_ld(fch, 4 * C, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, BT, C, 4 * C, c->bf16,
+                          gelu_forward_block, fch_gelu); /* fch_gelu = gelu(fch) */
         matmul_forward(a->fcproj, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, p->fcprojb + l * C, BT, 4 * C, C, c->bf16);
         if (drop) dropout_apply(a->fcproj, a->fcproj, nC, c->dropout, key, 2 + 2 * l);
         residual_forward(a->residual3 + lC, a->residual2 + lC, a->fcproj, BT * C);
@@ -229,7 +229,7 @@ static float head_loss(GPT2 *m, const int *targets, int BT, int grad, float dlos
     for (int r0 = 0; r0 < BT; r0 += R) {
         int n = BT - r0 < R ? BT - r0 : R;
         const float *x = a->lnf + (size_t)r0 * C;
-        matmul_forward_ld(a->logits, ld, x, m->p.wte, NULL, n, C, V, c->bf16);
+        matmul_forward_ld(a->logits, ld, x, m->p.wte, NULL, n, C, V, c->bf16, NULL, NULL);
         m->logits_from = r0;
         if (!grad) {
             crossentropy_forward(a->losses + r0, d->lse + r0, a->logits, targets + r0, n, V, ld);
@@ -238,7 +238,7 @@ static float head_loss(GPT2 *m, const int *targets, int BT, int grad, float dlos
         crossentropy_forward_backward(a->losses + r0, d->lse + r0, a->logits, targets + r0, dloss_scale / (float)BT,
                                       n, V, ld);
         matmul_backward_ld(d->dC1 + (size_t)r0 * C, m->g.wte, NULL, a->logits, ld, x, m->p.wte, n, C, V,
-                           r0 > 0 || !m->grads_stale, c->bf16);
+                           r0 > 0 || !m->grads_stale, c->bf16, NULL, NULL);
     }
     double total = 0.0; /* in position order, whatever the chunks */
     for (int i = 0; i < BT; i++) total += a->losses[i];
@@ -252,7 +252,7 @@ float gpt2_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T)
     if (targets) return head_loss(m, targets, BT, 0, 0.0f);
     m->logits_from = BT - R; /* the last positions: what generation reads */
     matmul_forward_ld(m->a.logits, gpt2_logits_ld(c->vocab_size), m->a.lnf + (size_t)m->logits_from * c->n_embd,
-                      m->p.wte, NULL, R, c->n_embd, c->vocab_size, c->bf16);
+                      m->p.wte, NULL, R, c->n_embd, c->vocab_size, c->bf16, NULL, NULL);
     return 0.0f;
 }
 
@@ -298,9 +298,10 @@ static void body_backward(GPT2 *m) {
             gelu_forward(fch_gelu, a->fch + 4 * lC, BT * 4 * C);
         }
         /* residual3 = residual2 + dropout(fcproj): dres flows to both */
-        matmul_backward(d->d4C, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, branch_grad(m, nC, 2 + 2 * l),
-                        fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, add, c->bf16);
-        gelu_backward(d->d4C, a->fch + 4 * lC, d->d4C, BT * 4 * C); /* in place: element by element */
+        /* d4C through the GELU as it is made: gelu'(fch) d4C */
+        matmul_backward_ld(d->d4C, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C,
+                           branch_grad(m, nC, 2 + 2 * l), C, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C,
+                           C, add, c->bf16, gelu_backward_block, a->fch + 4 * lC);
         matmul_backward(d->dC1, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, d->d4C, ln2,
                         p->fcw + (size_t)l * 4 * C * C, BT, C, 4 * C, add, c->bf16);
         layernorm_backward(d->dres, g->ln2w + l * C, g->ln2b + l * C, d->dC1, a->residual2 + lC,
@@ -330,7 +331,7 @@ void gpt2_backward(GPT2 *m, float dloss_scale) {
         crossentropy_backward(m->a.logits, m->a.logits, m->targets, dloss_scale / (float)BT, BT, V,
                               gpt2_logits_ld(V));
         matmul_backward_ld(m->d.dC1, m->g.wte, NULL, m->a.logits, gpt2_logits_ld(V), m->a.lnf, m->p.wte, BT, C, V,
-                           !m->grads_stale, c->bf16);
+                           !m->grads_stale, c->bf16, NULL, NULL);
     }
     body_backward(m);
 }

@@ -769,6 +769,33 @@ static void pack_b_any(float *out, const float *B, int ldb, int transB, int p0, 
     else pack_b(out, B, ldb, transB, p0, kc, j0, nc);
 }
 
+/* What is done to each block of C once its last KC slice is in, while it
+ * is still in cache: the bias added to every row, then fn (the GELU of
+ * the MLP's first layer, or its gradient: see matmul_forward_ld). The
+ * same operations as a pass over all of C afterwards, the same bits; a C
+ * block at a time, the pass does not read C back from memory. */
+typedef struct {
+    const float *bias;
+    BlockFn fn;
+    void *ctx;
+} Finish;
+
+/* C's rows i0..i1, columns j0..j1, finished; with tc (region computing C
+ * transposed) the same in region's coordinates, swapped back here */
+static void finish(const Finish *f, float *C, int ldc, int i0, int i1, int j0, int j1, int tc) {
+    if (!f) return;
+    if (tc) {
+        int t0 = i0, t1 = i1;
+        i0 = j0, i1 = j1, j0 = t0, j1 = t1;
+    }
+    if (f->bias)
+        for (int i = i0; i < i1; i++) {
+            float *c = C + (size_t)i * ldc;
+            for (int j = j0; j < j1; j++) c[j] += f->bias[j];
+        }
+    if (f->fn) f->fn(f->ctx, C, ldc, i0, i1, j0, j1);
+}
+
 /* One thread's region C[i0:i1, j0:j1], in BLIS order: for each NC column
  * block and KC slice, B is packed once and reused by every MC row block.
  * Two shapes get another order:
@@ -783,7 +810,7 @@ static void pack_b_any(float *out, const float *B, int ldb, int transB, int p0, 
  * In every order each C element sums its KC slices in the same order, so
  * the bits do not depend on which one runs. */
 static void region(int K, const float *A, int lda, int transA, const float *B, int ldb, int transB, float *C,
-                   int ldc, int accumulate, int i0, int i1, int j0, int j1, int bf16, int tc) {
+                   int ldc, int accumulate, int i0, int i1, int j0, int j1, int bf16, int tc, const Finish *fin) {
     if (!pack_a_buf) {
         pack_a_buf = aligned_alloc(64, sizeof(float) * MC_MAX * KC_MAX);
         pack_b_buf = aligned_alloc(64, sizeof(float) * KC_MAX * NC_MAX);
@@ -792,6 +819,7 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
     }
     if (K == 0) {
         for (int r = i0; accumulate == 0 && r < i1; r++) memset(C + (size_t)r * ldc + j0, 0, (size_t)(j1 - j0) * sizeof *C);
+        finish(fin, C, ldc, i0, i1, j0, j1, tc);
         return;
     }
     /* A read in place (tiles_in_place) rather than packed; transposed only
@@ -821,6 +849,7 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
                 macro_tile(pack_a_buf, cache + (size_t)p0 * npad, C, ldc, p0 > 0 ? 1 : accumulate, ic, mc, j0, n, kc,
                            bf16, tc);
             }
+            finish(fin, C, ldc, ic, ic + mc, j0, j1, tc);
         }
         return;
     }
@@ -833,9 +862,12 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
             for (int jc = j0; jc < j1; jc += nc_blk) {
                 int nc = j1 - jc < nc_blk ? j1 - jc : nc_blk;
                 pack_b_any(pack_b_buf, B, ldb, transB, p0, kc, jc, nc, bf16);
-                for (int ic = i0; ic < i1; ic += mc_blk)
-                    macro_tile(cache + (size_t)(ic - i0) * kc, pack_b_buf, C, ldc, p0 > 0 ? 1 : accumulate, ic,
-                               i1 - ic < mc_blk ? i1 - ic : mc_blk, jc, nc, kc, bf16, tc);
+                for (int ic = i0; ic < i1; ic += mc_blk) {
+                    int mc = i1 - ic < mc_blk ? i1 - ic : mc_blk;
+                    macro_tile(cache + (size_t)(ic - i0) * kc, pack_b_buf, C, ldc, p0 > 0 ? 1 : accumulate, ic, mc, jc,
+                               nc, kc, bf16, tc);
+                    if (p0 + kc == K) finish(fin, C, ldc, ic, ic + mc, jc, jc + nc, tc);
+                }
             }
         }
         return;
@@ -850,10 +882,11 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
                 if (in_place && mc % MR == 0 && nc % NR == 0) {
                     tiles_in_place(A, lda, transA, pack_b_buf, C, ldc, p0 > 0 ? 1 : accumulate, ic, mc, jc, nc, p0, kc,
                                    tc, from_memory);
-                    continue;
+                } else {
+                    pack_a_any(pack_a_buf, A, lda, transA, ic, mc, p0, kc, bf16);
+                    macro_tile(pack_a_buf, pack_b_buf, C, ldc, p0 > 0 ? 1 : accumulate, ic, mc, jc, nc, kc, bf16, tc);
                 }
-                pack_a_any(pack_a_buf, A, lda, transA, ic, mc, p0, kc, bf16);
-                macro_tile(pack_a_buf, pack_b_buf, C, ldc, p0 > 0 ? 1 : accumulate, ic, mc, jc, nc, kc, bf16, tc);
+                if (p0 + kc == K) finish(fin, C, ldc, ic, ic + mc, jc, jc + nc, tc);
             }
         }
     }
@@ -879,7 +912,7 @@ int sgemm_transposed(int on) {
  * share of B. Each element is still summed over k in the same order by
  * exactly one thread, so the bits do not depend on the thread count. */
 static void gemm(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb, int transB,
-                 float *C, int ldc, int accumulate, int bf16) {
+                 float *C, int ldc, int accumulate, int bf16, const Finish *fin) {
     if (M <= 0 || N <= 0) return;
     if (!kernel_8x32) sgemm_simd(-1);
     choose_blocks();
@@ -932,9 +965,12 @@ static void gemm(int M, int N, int K, const float *A, int lda, int transA, const
             i1 = (int)((long)units * (t + 1) / n) * MR;
             if (i1 > M) i1 = M;
         }
-        if (i0 < i1 && j0 < j1 && amx) amx_region(K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, i0, i1, j0, j1);
-        else if (i0 < i1 && j0 < j1)
-            region(K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, i0, i1, j0, j1, bf16, tc);
+        if (i0 < i1 && j0 < j1 && amx) {
+            amx_region(K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, i0, i1, j0, j1);
+            finish(fin, C, ldc, i0, i1, j0, j1, 0);
+        } else if (i0 < i1 && j0 < j1) {
+            region(K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, i0, i1, j0, j1, bf16, tc, fin);
+        }
 #if X86
         if (stream) __builtin_ia32_sfence(); /* the streamed lines in memory before the threads join */
 #endif
@@ -943,12 +979,12 @@ static void gemm(int M, int N, int K, const float *A, int lda, int transA, const
 
 void sgemm(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb, int transB, float *C,
            int ldc, int accumulate) {
-    gemm(M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, 0);
+    gemm(M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, 0, NULL);
 }
 
 void sgemm_bf16(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb, int transB,
                 float *C, int ldc, int accumulate) {
-    gemm(M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, 1);
+    gemm(M, N, K, A, lda, transA, B, ldb, transB, C, ldc, accumulate, 1, NULL);
 }
 
 int sgemm_bf16_amx(int on) { return amx_use(on); }
@@ -968,27 +1004,23 @@ void sgemm_reference(int M, int N, int K, const float *A, int lda, int transA, c
 }
 
 void matmul_forward_ld(float *out, int ldo, const float *inp, const float *weight, const float *bias, int N, int C,
-                       int OC, int bf16) {
-    /* out = inp . weight^T + bias */
-    gemm(N, OC, C, inp, C, 0, weight, C, 1, out, ldo, 0, bf16);
-    if (!bias) return;
-    #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        float *o = out + (size_t)n * ldo;
-        for (int j = 0; j < OC; j++) o[j] += bias[j];
-    }
+                       int OC, int bf16, BlockFn then, void *ctx) {
+    /* out = inp . weight^T + bias, then `then` on each finished block */
+    Finish fin = {bias, then, ctx};
+    gemm(N, OC, C, inp, C, 0, weight, C, 1, out, ldo, 0, bf16, bias || then ? &fin : NULL);
 }
 
 void matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
                     int N, int C, int OC, int bf16) {
-    matmul_forward_ld(out, OC, inp, weight, bias, N, C, OC, bf16);
+    matmul_forward_ld(out, OC, inp, weight, bias, N, C, OC, bf16, NULL, NULL);
 }
 
 void matmul_backward_ld(float *dinp, float *dweight, float *dbias, const float *dout, int ldo, const float *inp,
-                        const float *weight, int N, int C, int OC, int dw_add, int bf16) {
+                        const float *weight, int N, int C, int OC, int dw_add, int bf16, BlockFn then, void *ctx) {
     /* forward: out[n,o] = sum_c inp[n,c] weight[o,c] + bias[o] */
-    if (dinp) gemm(N, C, OC, dout, ldo, 0, weight, C, 0, dinp, C, 0, bf16); /* dinp = dout . W */
-    gemm(OC, C, N, dout, ldo, 1, inp, C, 0, dweight, C, dw_add, bf16);     /* dW (+)= dout^T . inp */
+    Finish fin = {NULL, then, ctx};
+    if (dinp) gemm(N, C, OC, dout, ldo, 0, weight, C, 0, dinp, C, 0, bf16, then ? &fin : NULL); /* dinp = dout . W */
+    gemm(OC, C, N, dout, ldo, 1, inp, C, 0, dweight, C, dw_add, bf16, NULL);                   /* dW (+)= dout^T . inp */
     if (!dbias) return;
     #pragma omp parallel for schedule(static)
     for (int o0 = 0; o0 < OC; o0 += 64) {
@@ -1002,5 +1034,5 @@ void matmul_backward_ld(float *dinp, float *dweight, float *dbias, const float *
 
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int C, int OC, int dw_add, int bf16) {
-    matmul_backward_ld(dinp, dweight, dbias, dout, OC, inp, weight, N, C, OC, dw_add, bf16);
+    matmul_backward_ld(dinp, dweight, dbias, dout, OC, inp, weight, N, C, OC, dw_add, bf16, NULL, NULL);
 }

@@ -54,12 +54,21 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int C, int OC, int dw_add, int bf16);
 
-/* The same two with out's (dout's) rows ldo >= OC floats apart: the LM
- * head's logits, whose rows are padded to 64-byte multiples */
+/* Work on a finished block of a product's output, rows i0..i1 and columns
+ * j0..j1 of C (rows ldc apart), done by the thread that computed it while
+ * the block is still in its cache; ctx is the caller's. */
+typedef void (*BlockFn)(void *ctx, float *C, int ldc, int i0, int i1, int j0, int j1);
+
+/* The same two with out's (dout's) rows ldo >= OC floats apart (the LM
+ * head's logits, whose rows are padded to 64-byte multiples) and, if then
+ * is given, then(ctx, ...) on every block of out (after the bias), or of
+ * dinp, once it is final: the GELU after the MLP's first layer and its
+ * gradient (ops.h), without a pass of their own over the output. then may
+ * be NULL. */
 void matmul_forward_ld(float *out, int ldo, const float *inp, const float *weight, const float *bias, int N, int C,
-                       int OC, int bf16);
+                       int OC, int bf16, BlockFn then, void *ctx);
 void matmul_backward_ld(float *dinp, float *dweight, float *dbias, const float *dout, int ldo, const float *inp,
-                        const float *weight, int N, int C, int OC, int dw_add, int bf16);
+                        const float *weight, int N, int C, int OC, int dw_add, int bf16, BlockFn then, void *ctx);
 
 /* The micro-kernel build in use: chosen at the first call from the CPU
  * (AVX-512, else AVX2 with FMA, else portable SSE2), lowered by the

@@ -105,36 +105,55 @@ static inline vfn gelu_grad_v(vfn x) {
 
 /* VN values (a register) at a time; a tail of n % VN goes through
  * zero-padded vectors (whole vectors are loaded directly: a copy per vector
- * had cost a memcpy call each) */
+ * had cost a memcpy call each). In the calling thread. */
+static void gelu_span(float *out, const float *inp, int n) {
+    int i = 0;
+    for (; i + VN <= n; i += VN) vfn_store(out + i, gelu_v(vfn_load(inp + i)));
+    if (i == n) return;
+    float x[VN] = {0}, y[VN];
+    for (int k = 0; k < n - i; k++) x[k] = inp[i + k];
+    vfn_store(y, gelu_v(vfn_load(x)));
+    for (int k = 0; k < n - i; k++) out[i + k] = y[k];
+}
+
+static void gelu_grad_span(float *dinp, const float *inp, const float *dout, int n) {
+    int i = 0;
+    for (; i + VN <= n; i += VN) vfn_store(dinp + i, gelu_grad_v(vfn_load(inp + i)) * vfn_load(dout + i));
+    if (i == n) return;
+    float x[VN] = {0}, d[VN] = {0}, g[VN];
+    for (int k = 0; k < n - i; k++) {
+        x[k] = inp[i + k];
+        d[k] = dout[i + k];
+    }
+    vfn_store(g, gelu_grad_v(vfn_load(x)) * vfn_load(d));
+    for (int k = 0; k < n - i; k++) dinp[i + k] = g[k];
+}
+
+#define GELU_CHUNK 4096 /* values per piece of the parallel loops (a multiple of VN) */
+
 void gelu_forward(float *out, const float *inp, int n) {
     #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i += VN) {
-        if (n - i >= VN) {
-            vfn_store(out + i, gelu_v(vfn_load(inp + i)));
-            continue;
-        }
-        float x[VN] = {0}, y[VN];
-        for (int k = 0; k < n - i; k++) x[k] = inp[i + k];
-        vfn_store(y, gelu_v(vfn_load(x)));
-        for (int k = 0; k < n - i; k++) out[i + k] = y[k];
-    }
+    for (int i = 0; i < n; i += GELU_CHUNK) gelu_span(out + i, inp + i, n - i < GELU_CHUNK ? n - i : GELU_CHUNK);
 }
 
 void gelu_backward(float *dinp, const float *inp, const float *dout, int n) {
     /* forward: out = gelu(x) */
     #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i += VN) {
-        if (n - i >= VN) {
-            vfn_store(dinp + i, gelu_grad_v(vfn_load(inp + i)) * vfn_load(dout + i));
-            continue;
-        }
-        float x[VN] = {0}, d[VN] = {0}, g[VN];
-        for (int k = 0; k < n - i; k++) {
-            x[k] = inp[i + k];
-            d[k] = dout[i + k];
-        }
-        vfn_store(g, gelu_grad_v(vfn_load(x)) * vfn_load(d));
-        for (int k = 0; k < n - i; k++) dinp[i + k] = g[k];
+    for (int i = 0; i < n; i += GELU_CHUNK)
+        gelu_grad_span(dinp + i, inp + i, dout + i, n - i < GELU_CHUNK ? n - i : GELU_CHUNK);
+}
+
+void gelu_forward_block(void *out, float *C, int ldc, int i0, int i1, int j0, int j1) {
+    for (int i = i0; i < i1; i++) {
+        size_t at = (size_t)i * ldc + j0;
+        gelu_span((float *)out + at, C + at, j1 - j0);
+    }
+}
+
+void gelu_backward_block(void *inp, float *C, int ldc, int i0, int i1, int j0, int j1) {
+    for (int i = i0; i < i1; i++) {
+        size_t at = (size_t)i * ldc + j0;
+        gelu_grad_span(C + at, (const float *)inp + at, C + at, j1 - j0);
     }
 }
 

@@ -22,6 +22,12 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
 /* GELU, tanh approximation (GPT-2's). The backward overwrites dinp. */
 void gelu_forward(float *out, const float *inp, int n);
 void gelu_backward(float *dinp, const float *inp, const float *dout, int n); /* dinp may be dout */
+/* The same on a block of a product's output as it is finished (matmul.h's
+ * BlockFn: rows i0..i1, columns j0..j1 of C, rows ldc apart): out = gelu(C),
+ * out laid out as C; C = gelu'(inp) * C, inp laid out as C. The same bits
+ * as the passes above. */
+void gelu_forward_block(void *out, float *C, int ldc, int i0, int i1, int j0, int j1);
+void gelu_backward_block(void *inp, float *C, int ldc, int i0, int i1, int j0, int j1);
 
 void residual_forward(float *out, const float *a, const float *b, int n);
 

@@ -402,6 +402,43 @@ static void test_matmul_backward(void) {
     CHECK(memcmp(dw2, dw, (size_t)OC * C * sizeof *dw) == 0, "matmul dweight written (dw_add 0) differs from added to zero");
 }
 
+/* The GELU (and the bias) done on each block of the product as it is
+ * finished (matmul_forward_ld / _backward_ld with a BlockFn): the same bits
+ * as the product, then a pass over all of it; in shapes that take each of
+ * gemm's orders (tall and deep, wide, the rest; the transposed route with
+ * one K slice and with two), at every SIMD level, and in bf16 (AMX where
+ * the CPU has it). A block left out, or done twice, differs. */
+static void test_matmul_then_bits(void) {
+    const int shapes[][3] = {{40, 24, 72}, {64, 128, 512}, {256, 768, 1024}, {600, 200, 1100}}; /* N, C, OC */
+    int best = sgemm_simd(-1);
+    for (int s = 0; s < 4; s++) {
+        const int N = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
+        const size_t no = (size_t)N * OC, ni = (size_t)N * C;
+        float *inp = randn(ni, 1), *w = randn((size_t)OC * C, 0.1f), *b = randn(OC, 0.5f), *r = randn(no, 1);
+        float *x = randn(ni, 1); /* the GELU's input for the backward */
+        float *out = zeros(no), *g = zeros(no), *out2 = zeros(no), *g2 = zeros(no);
+        float *dinp = zeros(ni), *dinp2 = zeros(ni), *dw = zeros((size_t)OC * C), *db = zeros(OC);
+        for (int run = SGEMM_PORTABLE; run <= best + 1; run++) { /* each level in fp32, then bf16 (AMX where there) */
+            int bf16 = run > best;
+            if (bf16 && !sgemm_bf16_supported()) break;
+            sgemm_simd(bf16 ? best : run);
+            const char *what = bf16 ? "bf16" : sgemm_simd_name();
+            matmul_forward(out, inp, w, b, N, C, OC, bf16);
+            gelu_forward(g, out, (int)no);
+            matmul_forward_ld(out2, OC, inp, w, b, N, C, OC, bf16, gelu_forward_block, g2);
+            CHECK(memcmp(out, out2, no * sizeof *out) == 0 && memcmp(g, g2, no * sizeof *g) == 0,
+                  "%s, N %d C %d OC %d: the forward with the GELU on its blocks differs", what, N, C, OC);
+            matmul_backward(dinp, dw, db, r, inp, w, N, C, OC, 0, bf16);
+            gelu_backward(dinp, x, dinp, (int)ni);
+            matmul_backward_ld(dinp2, dw, NULL, r, OC, inp, w, N, C, OC, 0, bf16, gelu_backward_block, x);
+            CHECK(memcmp(dinp, dinp2, ni * sizeof *dinp) == 0,
+                  "%s, N %d C %d OC %d: the input gradient through the GELU on its blocks differs", what, N, C, OC);
+        }
+        sgemm_simd(best);
+        release();
+    }
+}
+
 typedef struct {
     double *inp, *w, *b, *r;
     int N, C;
@@ -769,6 +806,7 @@ int main(void) {
     run_seeded("test_sgemm_stream_bits", test_sgemm_stream_bits, 2);
     run_seeded("test_sgemm_blocks_bits", test_sgemm_blocks_bits, 2);
     run_seeded("test_matmul_backward", test_matmul_backward, 2);
+    run_seeded("test_matmul_then_bits", test_matmul_then_bits, 2);
     run_seeded("test_sgemm_bf16", test_sgemm_bf16, 3);
     run_seeded("test_layernorm_backward", test_layernorm_backward, 4);
     run_seeded("test_gelu_backward", test_gelu_backward, 5);
