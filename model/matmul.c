@@ -771,7 +771,8 @@ static void pack_b_any(float *out, const float *B, int ldb, int transB, int p0, 
 
 /* What is done to each block of C once its last KC slice is in, while it
  * is still in cache: the bias added to every row, then fn (the GELU of
- * the MLP's first layer, or its gradient: see matmul_forward_ld). The
+ * the MLP's first layer or its gradient, the residual stream's sum: see
+ * matmul_forward_ld). The
  * same operations as a pass over all of C afterwards, the same bits; a C
  * block at a time, the pass does not read C back from memory. */
 typedef struct {

@@ -63,8 +63,8 @@ typedef void (*BlockFn)(void *ctx, float *C, int ldc, int i0, int i1, int j0, in
  * head's logits, whose rows are padded to 64-byte multiples) and, if then
  * is given, then(ctx, ...) on every block of out (after the bias), or of
  * dinp, once it is final: the GELU after the MLP's first layer and its
- * gradient (ops.h), without a pass of their own over the output. then may
- * be NULL. */
+ * gradient, the residual stream's sum after a projection (ops.h), without
+ * a pass of their own over the output. then may be NULL. */
 void matmul_forward_ld(float *out, int ldo, const float *inp, const float *weight, const float *bias, int N, int C,
                        int OC, int bf16, BlockFn then, void *ctx);
 void matmul_backward_ld(float *dinp, float *dweight, float *dbias, const float *dout, int ldo, const float *inp,

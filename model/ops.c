@@ -162,6 +162,14 @@ void residual_forward(float *out, const float *a, const float *b, int n) {
     for (int i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
+void residual_block(void *ctx, float *C, int ldc, int i0, int i1, int j0, int j1) {
+    const ResidualAdd *r = ctx;
+    for (int i = i0; i < i1; i++) {
+        size_t at = (size_t)i * ldc;
+        for (int j = j0; j < j1; j++) r->out[at + j] = r->res[at + j] + C[at + j];
+    }
+}
+
 /* lowbias32 (Chris Wellons' integer hash): a bijection of 32-bit words
  * whose output bits each depend on every input bit */
 static inline uint32_t mix32(uint32_t x) {

@@ -30,6 +30,13 @@ void gelu_forward_block(void *out, float *C, int ldc, int i0, int i1, int j0, in
 void gelu_backward_block(void *inp, float *C, int ldc, int i0, int i1, int j0, int j1);
 
 void residual_forward(float *out, const float *a, const float *b, int n);
+/* The same on a block of a product's output as it is finished (BlockFn,
+ * ctx a ResidualAdd): out = res + C, res and out laid out as C. */
+typedef struct {
+    const float *res;
+    float *out;
+} ResidualAdd;
+void residual_block(void *ctx, float *C, int ldc, int i0, int i1, int j0, int j1);
 
 /* Dropout with masks drawn from a counter-based hash instead of a random
  * stream: element i of (key, site) is kept iff

@@ -402,12 +402,12 @@ static void test_matmul_backward(void) {
     CHECK(memcmp(dw2, dw, (size_t)OC * C * sizeof *dw) == 0, "matmul dweight written (dw_add 0) differs from added to zero");
 }
 
-/* The GELU (and the bias) done on each block of the product as it is
- * finished (matmul_forward_ld / _backward_ld with a BlockFn): the same bits
- * as the product, then a pass over all of it; in shapes that take each of
- * gemm's orders (tall and deep, wide, the rest; the transposed route with
- * one K slice and with two), at every SIMD level, and in bf16 (AMX where
- * the CPU has it). A block left out, or done twice, differs. */
+/* The GELU, a residual (and the bias) done on each block of the product as
+ * it is finished (matmul_forward_ld / _backward_ld with a BlockFn): the
+ * same bits as the product, then a pass over all of it; in shapes that take
+ * each of gemm's orders (tall and deep, wide, the rest; the transposed
+ * route with one K slice and with two), at every SIMD level, and in bf16
+ * (AMX where the CPU has it). A block left out, or done twice, differs. */
 static void test_matmul_then_bits(void) {
     const int shapes[][3] = {{40, 24, 72}, {64, 128, 512}, {256, 768, 1024}, {600, 200, 1100}}; /* N, C, OC */
     int best = sgemm_simd(-1);
@@ -428,6 +428,11 @@ static void test_matmul_then_bits(void) {
             matmul_forward_ld(out2, OC, inp, w, b, N, C, OC, bf16, gelu_forward_block, g2);
             CHECK(memcmp(out, out2, no * sizeof *out) == 0 && memcmp(g, g2, no * sizeof *g) == 0,
                   "%s, N %d C %d OC %d: the forward with the GELU on its blocks differs", what, N, C, OC);
+            residual_forward(g, r, out, (int)no); /* a residual added to the output, g = r + out */
+            ResidualAdd add = {r, g2};
+            matmul_forward_ld(out2, OC, inp, w, b, N, C, OC, bf16, residual_block, &add);
+            CHECK(memcmp(g, g2, no * sizeof *g) == 0, "%s, N %d C %d OC %d: the residual added on its blocks differs",
+                  what, N, C, OC);
             matmul_backward(dinp, dw, db, r, inp, w, N, C, OC, 0, bf16);
             gelu_backward(dinp, x, dinp, (int)ni);
             matmul_backward_ld(dinp2, dw, NULL, r, OC, inp, w, N, C, OC, 0, bf16, gelu_backward_block, x);
