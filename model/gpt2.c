@@ -173,6 +173,21 @@ void gpt2_init(GPT2 *m, uint64_t seed) {
 /* ------------------------------------------------------------------------ */
 /* forward and backward                                                     */
 
+/* out = res + dropout(x w^T + b) over the last forward's positions, w
+ * [C, cin]: a projection back into the residual stream (dropout site
+ * `site`), the product in proj (one layer's [B, T, C]). Without dropout the
+ * sum is done on each block of the product as it is finished. */
+static void project_into_stream(GPT2 *m, float *out, const float *res, float *proj, const float *x, const float *w,
+                                const float *b, int cin, int site) {
+    const GPT2Config *c = &m->cfg;
+    const int BT = m->fwd_B * m->fwd_T, C = c->n_embd;
+    ResidualAdd add = {res, out};
+    matmul_forward_ld(proj, C, x, w, b, BT, cin, C, c->bf16, m->fwd_dropout ? NULL : residual_block, &add);
+    if (!m->fwd_dropout) return;
+    dropout_apply(proj, proj, (size_t)BT * C, c->dropout, m->fwd_key, site);
+    residual_forward(out, res, proj, BT * C);
+}
+
 /* Every layer and the final LayerNorm (a->lnf). */
 static void body_forward(GPT2 *m, const int *inputs, const int *targets, int B, int T) {
     const GPT2Config *c = &m->cfg;
@@ -198,25 +213,14 @@ static void body_forward(GPT2 *m, const int *inputs, const int *targets, int B, 
         layernorm_forward(ln1, a->ln1_mean + lB, a->ln1_rstd + lB, res, p->ln1w + l * C, p->ln1b + l * C, BT, C);
         matmul_forward(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, BT, C, 3 * C, c->bf16);
         c->kind->forward(&c->attn, p->attn + l * na, qkv, atty, a->attsaved + l * ns, B, T);
-        /* residual2 = res + dropout(attproj): without dropout, added block by block as the product finishes */
-        ResidualAdd add2 = {res, a->residual2 + lC};
-        matmul_forward_ld(a->attproj, C, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, BT, C, C, c->bf16,
-                          drop ? NULL : residual_block, &add2);
-        if (drop) {
-            dropout_apply(a->attproj, a->attproj, nC, c->dropout, key, 1 + 2 * l);
-            residual_forward(a->residual2 + lC, res, a->attproj, BT * C);
-        }
+        project_into_stream(m, a->residual2 + lC, res, a->attproj, atty, p->attprojw + (size_t)l * C * C,
+                            p->attprojb + l * C, C, 1 + 2 * l);
         layernorm_forward(ln2, a->ln2_mean + lB, a->ln2_rstd + lB, a->residual2 + lC, p->ln2w + l * C,
                           p->ln2b + l * C, BT, C);
         matmul_forward_ld(fch, 4 * C, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, BT, C, 4 * C, c->bf16,
                           gelu_forward_block, fch_gelu); /* fch_gelu = gelu(fch) */
-        ResidualAdd add3 = {a->residual2 + lC, a->residual3 + lC}; /* residual3 = residual2 + dropout(fcproj) */
-        matmul_forward_ld(a->fcproj, C, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, p->fcprojb + l * C, BT, 4 * C, C,
-                          c->bf16, drop ? NULL : residual_block, &add3);
-        if (drop) {
-            dropout_apply(a->fcproj, a->fcproj, nC, c->dropout, key, 2 + 2 * l);
-            residual_forward(a->residual3 + lC, a->residual2 + lC, a->fcproj, BT * C);
-        }
+        project_into_stream(m, a->residual3 + lC, a->residual2 + lC, a->fcproj, fch_gelu,
+                            p->fcprojw + (size_t)l * 4 * C * C, p->fcprojb + l * C, 4 * C, 2 + 2 * l);
     }
     float *last = a->residual3 + (size_t)(L - 1) * BT * C;
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, p->lnfw, p->lnfb, BT, C);
