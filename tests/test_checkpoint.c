@@ -111,7 +111,7 @@ static void test_transformers_directory_saves_back_the_same(void) {
     Err e;
     CHECK(checkpoint_load_model(HF_REAL, &m, &e) == 0, "%s", e.msg);
     float *zero = calloc(m.n_params, sizeof *zero);
-    TrainState st = {1, {0, 0, 0}, {{1, 2, 3, 4}}};
+    TrainState st = {.step = 1, .loader = {0, 0, 0}, .rng = {{1, 2, 3, 4}}};
     char dir[4096], path[4200];
     CHECK(checkpoint_save(c.out_dir, &m, zero, zero, &c, &st, &e) == 0 && checkpoint_resolve(c.out_dir, dir, sizeof dir, &e) == 0,
           "%s", e.msg);
@@ -146,7 +146,7 @@ static void test_checkpoint_layout_is_hugging_face(void) {
     Err e;
     checkpoint_load_model("tests/data/hf_tiny", &m, &e);
     float *am = calloc(m.n_params, sizeof *am), *av = calloc(m.n_params, sizeof *av);
-    TrainState st = {7, {1, 0, 3}, {{1, 2, 3, 4}}};
+    TrainState st = {.step = 7, .loader = {1, 0, 3}, .rng = {{1, 2, 3, 4}}};
     CHECK(checkpoint_save(c.out_dir, &m, am, av, &c, &st, &e) == 0, "%s", e.msg);
     char dir[4096], path[4200];
     CHECK(checkpoint_resolve(c.out_dir, dir, sizeof dir, &e) == 0 && strstr(dir, "step_00000007"), "%s", e.msg);
