@@ -7,19 +7,6 @@
 
 #include "../common/vmath.h"
 
-/* sum of x[0:n] in VN fixed lanes, then the lanes in order: vectorised,
- * and the same result every time */
-static inline float sum16(const float *x, int n) {
-    vfn acc = {0};
-    int i = 0;
-    for (; i + VN <= n; i += VN) acc += vfn_load(x + i);
-    float l[VN], s = 0.0f;
-    vfn_store(l, acc);
-    for (int k = 0; k < VN; k++) s += l[k];
-    for (; i < n; i++) s += x[i];
-    return s;
-}
-
 /* y = LN(x) with (gain, bias), and y2 with (gain2, bias2) if y2 is given:
  * two LayerNorms of one vector share its mean and rstd */
 static inline void ln_row2(float *y, float *y2, const float *x, const float *gain, const float *bias,

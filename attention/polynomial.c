@@ -112,11 +112,7 @@ static void poly_backward(const AttnConfig *a, const float *params, const float 
         ln_rows(Kn, mk, rk, k, C3, T, hs, hp, params, params + hs);
         head_load(G, NULL, dO, (size_t)C, T, hs, hp);
         memset(dQn, 0, (size_t)Tp * hp * sizeof *dQn);
-        for (int i = 0; i < T; i++) { /* delta_i = g_i . o_i */
-            float s = 0.0f;
-            for (int d = 0; d < hs; d++) s += dO[(size_t)i * C + d] * o[(size_t)i * C + d];
-            delta[i] = s;
-        }
+        for (int i = 0; i < T; i++) delta[i] = dot16(dO + (size_t)i * C, o + (size_t)i * C, hs); /* g_i . o_i */
         for (int k0 = 0; k0 < T; k0 += TILE) {
             int nk = T - k0 < TILE ? T - k0 : TILE;
             transpose_rows(Kt, Kn, k0, nk, hs, hp);
@@ -170,7 +166,7 @@ static void poly_decode(const AttnConfig *a, const float *params, const float *q
                 vfn_store(wh + j, x);
                 acc += x;
             }
-            sum[h] = tile_lanes_sum(acc);
+            sum[h] = vfn_lanes_sum(acc);
         }
         kv_values(out_t, state, C, hs, h0, h1, w, ld, n);
         for (int h = h0; h < h1; h++)

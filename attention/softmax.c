@@ -131,12 +131,7 @@ static void softmax_backward(const AttnConfig *a, const float *params, const flo
         head_load(G, NULL, dO, (size_t)C, T, hs, hp);
         for (size_t i = 0; i < (size_t)Tp * hp; i++) Qs[i] *= scale;
         memset(dQ, 0, (size_t)Tp * hp * sizeof *dQ);
-        for (int i = 0; i < T; i++) { /* delta_i = do_i . o_i */
-            const float *oi = o + (size_t)i * C, *gi = dO + (size_t)i * C;
-            float s = 0.0f;
-            for (int d = 0; d < hs; d++) s += gi[d] * oi[d];
-            delta[i] = s;
-        }
+        for (int i = 0; i < T; i++) delta[i] = dot16(dO + (size_t)i * C, o + (size_t)i * C, hs); /* do_i . o_i */
         for (int k0 = 0; k0 < T; k0 += TILE) {
             int nk = T - k0 < TILE ? T - k0 : TILE;
             tile_load(K, Kt, k, C3, k0, nk, hs, hp);
@@ -203,7 +198,7 @@ static void softmax_decode(const AttnConfig *a, const float *params, const float
                 vfn_store(wh + j, e);
                 acc += e;
             }
-            float inv = 1.0f / tile_lanes_sum(acc);
+            float inv = 1.0f / vfn_lanes_sum(acc);
             for (int j = 0; j < n; j++) wh[j] *= inv;
         }
         kv_values(out_t, state, C, hs, h0, h1, w, ld, n); /* o_h = sum_j p_hj v_hj */

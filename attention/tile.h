@@ -67,14 +67,6 @@ static inline vfn tile_mask(vfn v, int j, int n) {
     return j + VN > n ? vfn_select(tile_iota() + j < n, v, (vfn){0}) : v;
 }
 
-/* the VN lanes of v added in order */
-static inline float tile_lanes_sum(vfn v) {
-    float l[VN], t = 0.0f;
-    vfn_store(l, v);
-    for (int k = 0; k < VN; k++) t += l[k];
-    return t;
-}
-
 /* Lane i of the result is the sum (max = 0) or the largest (max = 1) of
  * v[i]'s 16 lanes: sixteen horizontal reductions at once, by a tree of
  * shuffles that at each stage folds the halves of each block of lanes of
@@ -236,7 +228,7 @@ static inline void poly_tile_forward(float *O, float *acc, float *X, const float
             vfn_store(x + j, w);
             sum += w;
         }
-        acc[i] += tile_lanes_sum(sum);
+        acc[i] += vfn_lanes_sum(sum);
     }
     tile_mm(O, hp, X, TILE, 1, V, hp, nq, nk, hp, 1);
 }

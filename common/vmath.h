@@ -174,17 +174,46 @@ static inline float tanh_fast(float x) {
     return v[0];
 }
 
-/* x . y over n in VN lanes, then the lanes in order: vectorised (a plain
- * float loop is a chain of n dependent additions) and the same result
- * every time */
+/* the VN lanes of v added in order */
+static inline float vfn_lanes_sum(vfn v) {
+    float l[VN], s = 0.0f;
+    vfn_store(l, v);
+    for (int k = 0; k < VN; k++) s += l[k];
+    return s;
+}
+
+/* x . y over n in VN lanes, then the lanes in order, then the tail:
+ * vectorised (a plain float loop is a chain of n dependent additions, 4
+ * cycles each) and the same result every time */
 static inline float dot16(const float *x, const float *y, int n) {
     vfn acc = {0};
     int i = 0;
     for (; i + VN <= n; i += VN) acc += vfn_load(x + i) * vfn_load(y + i);
-    float l[VN], s = 0.0f;
-    vfn_store(l, acc);
-    for (int k = 0; k < VN; k++) s += l[k];
+    float s = vfn_lanes_sum(acc);
     for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+/* the sum of x[0:n], the same way */
+static inline float sum16(const float *x, int n) {
+    vfn acc = {0};
+    int i = 0;
+    for (; i + VN <= n; i += VN) acc += vfn_load(x + i);
+    float s = vfn_lanes_sum(acc);
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+/* the sum of (x[i] - m)^2 over i < n, the same way */
+static inline float sumsq_dev16(const float *x, float m, int n) {
+    vfn acc = {0};
+    int i = 0;
+    for (; i + VN <= n; i += VN) {
+        vfn d = vfn_load(x + i) - m;
+        acc += d * d;
+    }
+    float s = vfn_lanes_sum(acc);
+    for (; i < n; i++) s += (x[i] - m) * (x[i] - m);
     return s;
 }
 

@@ -1,6 +1,7 @@
 #include "ops.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../common/rng.h"
@@ -39,12 +40,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
-        float m = 0.0f;
-        for (int c = 0; c < C; c++) m += x[c];
-        m /= (float)C;
-        float v = 0.0f;
-        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
-        v /= (float)C;
+        float m = sum16(x, C) / (float)C, v = sumsq_dev16(x, m, C) / (float)C;
         float s = 1.0f / sqrtf(v + eps);
         float *o = out + (size_t)n * C;
         for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * weight[c] + bias[c];
@@ -53,38 +49,82 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
     }
 }
 
-/* Rows run in parallel for dinp; the parameter gradients are reduced over
- * rows by threads that own slices of channels (fixed order, no atomics). */
+/* Scratch of at least n floats, kept from call to call (grown, never
+ * freed); called outside parallel regions. */
+static float *ops_scratch(size_t n) {
+    static float *buf;
+    static size_t cap;
+    if (n > cap) {
+        free(buf);
+        buf = malloc(n * sizeof *buf);
+        if (!buf) abort();
+        cap = n;
+    }
+    return buf;
+}
+
+#define LN_ROWS 32 /* rows whose parameter gradients one partial sums */
+
+/* Rows run in parallel, in chunks of LN_ROWS. Each chunk sums its rows'
+ * parameter gradients into a partial of its own (vectors along the
+ * channels, in L1); the partials are then added to dweight and dbias in
+ * chunk order. The chunks do not depend on the thread count: nor do the
+ * bits. (Threads that owned slices of channels and walked every row for
+ * each took half the time of the whole backward: a 64-byte piece of each
+ * row per slice, and sums kept in memory.) */
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                         const float *weight, const float *mean, const float *rstd, int N, int C) {
     /* forward: out = norm * weight + bias, norm = (x - mean) * rstd */
+    const int chunks = (N + LN_ROWS - 1) / LN_ROWS;
+    float *part = ops_scratch((size_t)chunks * 2 * C); /* [chunk][dweight, dbias][C] */
     #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
-        float m = mean[n], s = rstd[n];
-        float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
-        for (int c = 0; c < C; c++) {
-            float dnorm = weight[c] * d[c];
-            dnorm_mean += dnorm;
-            dnorm_norm_mean += dnorm * (x[c] - m) * s;
-        }
-        dnorm_mean /= (float)C;
-        dnorm_norm_mean /= (float)C;
-        float *di = dinp + (size_t)n * C;
-        for (int c = 0; c < C; c++) {
-            float norm = (x[c] - m) * s;
-            di[c] += (weight[c] * d[c] - dnorm_mean - norm * dnorm_norm_mean) * s;
+    for (int ch = 0; ch < chunks; ch++) {
+        float *pw = part + (size_t)ch * 2 * C, *pb = pw + C;
+        memset(pw, 0, 2 * (size_t)C * sizeof *pw);
+        for (int n = ch * LN_ROWS; n < N && n < (ch + 1) * LN_ROWS; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            float m = mean[n], s = rstd[n];
+            /* the two sums in VN lanes each, added in order (vmath.h's dot16) */
+            vfn a = {0}, b = {0};
+            int c0 = 0;
+            for (; c0 + VN <= C; c0 += VN) {
+                vfn dnorm = vfn_load(weight + c0) * vfn_load(d + c0);
+                a += dnorm;
+                b += dnorm * ((vfn_load(x + c0) - m) * s);
+            }
+            float dnorm_mean = vfn_lanes_sum(a), dnorm_norm_mean = vfn_lanes_sum(b);
+            for (int c = c0; c < C; c++) {
+                float dnorm = weight[c] * d[c];
+                dnorm_mean += dnorm;
+                dnorm_norm_mean += dnorm * ((x[c] - m) * s);
+            }
+            dnorm_mean /= (float)C;
+            dnorm_norm_mean /= (float)C;
+            float *di = dinp + (size_t)n * C;
+            int c = 0;
+            for (; c + VN <= C; c += VN) { /* written out: GCC leaves the loop scalar (aliasing) */
+                vfn dc = vfn_load(d + c), norm = (vfn_load(x + c) - m) * s;
+                vfn_store(di + c, vfn_load(di + c) +
+                                      (vfn_load(weight + c) * dc - dnorm_mean - norm * dnorm_norm_mean) * s);
+                vfn_store(pw + c, vfn_load(pw + c) + norm * dc);
+                vfn_store(pb + c, vfn_load(pb + c) + dc);
+            }
+            for (; c < C; c++) {
+                float norm = (x[c] - m) * s;
+                di[c] += (weight[c] * d[c] - dnorm_mean - norm * dnorm_norm_mean) * s;
+                pw[c] += norm * d[c];
+                pb[c] += d[c];
+            }
         }
     }
     #pragma omp parallel for schedule(static)
-    for (int c0 = 0; c0 < C; c0 += 16) {
-        int c1 = c0 + 16 < C ? c0 + 16 : C;
-        for (int n = 0; n < N; n++) {
-            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
-            float m = mean[n], s = rstd[n];
+    for (int c0 = 0; c0 < C; c0 += 64) {
+        int c1 = c0 + 64 < C ? c0 + 64 : C;
+        for (int ch = 0; ch < chunks; ch++) {
+            const float *pw = part + (size_t)ch * 2 * C, *pb = pw + C;
             for (int c = c0; c < c1; c++) {
-                dbias[c] += d[c];
-                dweight[c] += (x[c] - m) * s * d[c];
+                dweight[c] += pw[c];
+                dbias[c] += pb[c];
             }
         }
     }
@@ -215,10 +255,7 @@ static inline float sum_exp(const float *l, float *out, int V, float mx) {
     acc += e;
     vfn_store(tail, e);
     for (int k = 0; out && v + k < V; k++) out[v + k] = tail[k];
-    float lanes[VN], s = 0.0f;
-    vfn_store(lanes, acc);
-    for (int k = 0; k < VN; k++) s += lanes[k];
-    return s;
+    return vfn_lanes_sum(acc);
 }
 
 /* one row: its log-sum-exp into *lse, and the loss */

@@ -461,25 +461,46 @@ static void layernorm_d(double *out, const LnD *c) {
 
 static double ln_d(void *p) {
     LnD *c = p;
-    double out[6 * 24], L = 0;
+    double *out = malloc((size_t)c->N * c->C * sizeof *out), L = 0;
     layernorm_d(out, c);
     for (int i = 0; i < c->N * c->C; i++) L += out[i] * c->r[i];
+    free(out);
     return L;
 }
 
+/* Shapes: one chunk of rows (ops.c's LN_ROWS, 32), and three with the last
+ * one short and channels past whole vectors. The gradients are added to
+ * what the buffers hold; 1 and 2 threads give the same bits. */
 static void test_layernorm_backward(void) {
-    const int N = 6, C = 24;
-    float *inp = randn(N * C, 2), *w = randn(C, 1), *b = randn(C, 1), *r = randn(N * C, 1);
-    float *out = zeros(N * C), *mean = zeros(N), *rstd = zeros(N), *dinp = zeros(N * C), *dw = zeros(C), *db = zeros(C);
-    layernorm_forward(out, mean, rstd, inp, w, b, N, C);
-    layernorm_backward(dinp, dw, db, r, inp, w, mean, rstd, N, C);
-    LnD d = {to_double(inp, N * C), to_double(w, C), to_double(b, C), to_double(r, N * C), N, C};
-    double ref[6 * 24];
-    layernorm_d(ref, &d);
-    CHECK(rel_diff(out, ref, N * C) < 1e-6, "forward");
-    CHECK(!fd_check("dinp", ln_d, &d, d.inp, dinp, N * C), "layernorm dinp");
-    CHECK(!fd_check("dweight", ln_d, &d, d.w, dw, C), "layernorm dweight");
-    CHECK(!fd_check("dbias", ln_d, &d, d.b, db, C), "layernorm dbias");
+    const int shapes[][2] = {{6, 24}, {70, 40}};
+    int threads = omp_get_max_threads();
+    for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++) {
+        const int N = shapes[sh][0], C = shapes[sh][1];
+        float *inp = randn(N * C, 2), *w = randn(C, 1), *b = randn(C, 1), *r = randn(N * C, 1);
+        float *out = zeros(N * C), *mean = zeros(N), *rstd = zeros(N);
+        float *dinp0 = randn(N * C, 1), *dw0 = randn(C, 1), *db0 = randn(C, 1);
+        float *dinp[2], *dw[2], *db[2];
+        layernorm_forward(out, mean, rstd, inp, w, b, N, C);
+        for (int nt = 1; nt <= 2; nt++) {
+            dinp[nt - 1] = owned_copy(dinp0, N * C), dw[nt - 1] = owned_copy(dw0, C), db[nt - 1] = owned_copy(db0, C);
+            omp_set_num_threads(nt);
+            layernorm_backward(dinp[nt - 1], dw[nt - 1], db[nt - 1], r, inp, w, mean, rstd, N, C);
+        }
+        omp_set_num_threads(threads);
+        CHECK(!memcmp(dinp[0], dinp[1], (size_t)N * C * sizeof(float)) && !memcmp(dw[0], dw[1], C * sizeof(float)) &&
+                  !memcmp(db[0], db[1], C * sizeof(float)),
+              "N %d C %d: 1 and 2 threads give other bits", N, C);
+        for (int i = 0; i < N * C; i++) dinp[1][i] -= dinp0[i];
+        for (int i = 0; i < C; i++) dw[1][i] -= dw0[i], db[1][i] -= db0[i];
+        LnD d = {to_double(inp, N * C), to_double(w, C), to_double(b, C), to_double(r, N * C), N, C};
+        double *ref = owned(malloc((size_t)N * C * sizeof *ref));
+        layernorm_d(ref, &d);
+        CHECK(rel_diff(out, ref, N * C) < 1e-6, "N %d C %d: forward", N, C);
+        CHECK(!fd_check("dinp", ln_d, &d, d.inp, dinp[1], N * C), "N %d C %d: layernorm dinp", N, C);
+        CHECK(!fd_check("dweight", ln_d, &d, d.w, dw[1], C), "N %d C %d: layernorm dweight", N, C);
+        CHECK(!fd_check("dbias", ln_d, &d, d.b, db[1], C), "N %d C %d: layernorm dbias", N, C);
+        release();
+    }
 }
 
 static double gelu1_d(double x) { return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }
