@@ -1023,12 +1023,27 @@ void matmul_backward_ld(float *dinp, float *dweight, float *dbias, const float *
     if (dinp) gemm(N, C, OC, dout, ldo, 0, weight, C, 0, dinp, C, 0, bf16, then ? &fin : NULL); /* dinp = dout . W */
     gemm(OC, C, N, dout, ldo, 1, inp, C, 0, dweight, C, dw_add, bf16, NULL);                   /* dW (+)= dout^T . inp */
     if (!dbias) return;
+    /* each thread owns columns of dbias, 64 at a time, summed over the rows
+     * in order in registers (the same additions as dbias[o] += d[o] row by
+     * row, which GCC leaves in memory, a store and a load per addition) */
     #pragma omp parallel for schedule(static)
     for (int o0 = 0; o0 < OC; o0 += 64) {
-        int o1 = o0 + 64 < OC ? o0 + 64 : OC;
+        if (o0 + 64 <= OC) {
+            vfn sum[64 / VN];
+            #pragma GCC unroll 16
+            for (int k = 0; k < 64 / VN; k++) sum[k] = vfn_load(dbias + o0 + k * VN);
+            for (int n = 0; n < N; n++) {
+                const float *d = dout + (size_t)n * ldo + o0;
+                #pragma GCC unroll 16
+                for (int k = 0; k < 64 / VN; k++) sum[k] += vfn_load(d + k * VN);
+            }
+            #pragma GCC unroll 16
+            for (int k = 0; k < 64 / VN; k++) vfn_store(dbias + o0 + k * VN, sum[k]);
+            continue;
+        }
         for (int n = 0; n < N; n++) {
             const float *d = dout + (size_t)n * ldo;
-            for (int o = o0; o < o1; o++) dbias[o] += d[o];
+            for (int o = o0; o < OC; o++) dbias[o] += d[o];
         }
     }
 }

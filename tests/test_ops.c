@@ -379,14 +379,16 @@ static double matmul_d(void *p) {
 }
 
 static void test_matmul_backward(void) {
-    const int N = 13, C = 19, OC = 37;
+    const int N = 13, C = 19, OC = 83; /* the bias gradient: a vector of 64 columns, then a tail */
     float *inp = randn((size_t)N * C, 1), *w = randn((size_t)OC * C, 0.5f), *b = randn(OC, 0.5f), *r = randn((size_t)N * OC, 1);
     /* dinp starts as garbage: it is overwritten, the parameter gradients accumulate */
-    float *out = zeros((size_t)N * OC), *dinp = randn((size_t)N * C, 1), *dw = zeros((size_t)OC * C), *db = zeros(OC);
+    float *out = zeros((size_t)N * OC), *dinp = randn((size_t)N * C, 1), *dw = zeros((size_t)OC * C);
+    float *db0 = randn(OC, 1), *db = owned_copy(db0, OC);
     matmul_forward(out, inp, w, b, N, C, OC, 0);
     matmul_backward(dinp, dw, db, r, inp, w, N, C, OC, 1, 0);
+    for (int o = 0; o < OC; o++) db[o] -= db0[o]; /* added to what it held */
     MatmulD d = {to_double(inp, (size_t)N * C), to_double(w, (size_t)OC * C), to_double(b, OC), to_double(r, (size_t)N * OC), N, C, OC};
-    double ref[13 * 37];
+    double ref[13 * 83];
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
             ref[n * OC + o] = d.b[o];
