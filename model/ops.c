@@ -241,10 +241,11 @@ void dropout_apply(float *out, const float *in, size_t n, float p, uint64_t key,
 
 /* sum over v of exp(l[v] - mx), in VN fixed lanes added in a fixed order;
  * with out (which may be l), each exp(l[v] - mx) is stored there too */
-static inline float sum_exp(const float *l, float *out, int V, float mx) {
+static inline float sum_exp(const float *l, float *out, int V, float mx, const float *next) {
     vfn acc = {0};
     int v = 0;
     for (; v + VN <= V; v += VN) {
+        if (next && v % 16 == 0) __builtin_prefetch(next + v, 0, 3); /* see ce_prefetch */
         vfn e = vfn_exp(vfn_load(l + v) - mx);
         if (out) vfn_store(out + v, e);
         acc += e;
@@ -258,10 +259,22 @@ static inline float sum_exp(const float *l, float *out, int V, float mx) {
     return vfn_lanes_sum(acc);
 }
 
+/* A row of logits (200 KB at GPT-2's vocabulary) comes from memory, and
+ * its maximum, the first pass over it, waits on that; the exponentials
+ * are compute. So while a row's exponentials are computed, the next row
+ * is requested (a line per 16 floats): its own first pass then finds it in
+ * cache. The cross-entropy and its gradient over 2048 x 50257 logits on x2:
+ * 25.8 -> 20.9 ms (prefetcht0; into L2 only, 22.6 ms), the same bits. The
+ * next row of the array: a thread's last row fetches a row of the next
+ * thread's, which is harmless; NULL after the last. */
+static inline const float *ce_prefetch(const float *logits, int n, int N, int ld) {
+    return n + 1 < N ? logits + (size_t)(n + 1) * ld : NULL;
+}
+
 /* one row: its log-sum-exp into *lse, and the loss */
-static inline float ce_row(const float *l, int V, int target, float *lse) {
+static inline float ce_row(const float *l, int V, int target, float *lse, const float *next) {
     float mx = row_max(l, V);
-    *lse = mx + logf(sum_exp(l, NULL, V, mx));
+    *lse = mx + logf(sum_exp(l, NULL, V, mx, next));
     return *lse - l[target];
 }
 
@@ -269,8 +282,8 @@ static inline float ce_row(const float *l, int V, int target, float *lse) {
  * (softmax(l) - onehot(target)) x dloss: exp(l - max) is stored over l as it
  * is summed (ce_row's sum, so lse is the same bits), then scaled by
  * dloss / sum: one exp per logit. */
-static float ce_row_loss_grad(float *l, int V, int target, float *lse, float dloss) {
-    float mx = row_max(l, V), target_logit = l[target], sum = sum_exp(l, l, V, mx);
+static float ce_row_loss_grad(float *l, int V, int target, float *lse, float dloss, const float *next) {
+    float mx = row_max(l, V), target_logit = l[target], sum = sum_exp(l, l, V, mx, next);
     *lse = mx + logf(sum);
     const float scale = dloss / sum;
     int v = 0;
@@ -289,7 +302,8 @@ static float mean_loss(const float *losses, int N) {
 float crossentropy_forward(float *losses, float *lse, const float *logits, const int *targets, int N, int V,
                            int ld) {
     #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) losses[n] = ce_row(logits + (size_t)n * ld, V, targets[n], lse + n);
+    for (int n = 0; n < N; n++)
+        losses[n] = ce_row(logits + (size_t)n * ld, V, targets[n], lse + n, ce_prefetch(logits, n, N, ld));
     return mean_loss(losses, N);
 }
 
@@ -302,7 +316,7 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
     for (int n = 0; n < N; n++) {
         float *d = dlogits + (size_t)n * ld, row_lse;
         if (d != logits + (size_t)n * ld) memcpy(d, logits + (size_t)n * ld, (size_t)V * sizeof *d);
-        ce_row_loss_grad(d, V, targets[n], &row_lse, dloss);
+        ce_row_loss_grad(d, V, targets[n], &row_lse, dloss, NULL);
     }
 }
 
@@ -310,7 +324,8 @@ float crossentropy_forward_backward(float *losses, float *lse, float *logits, co
                                     int N, int V, int ld) {
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) { /* the row still in cache for its gradient */
-        losses[n] = ce_row_loss_grad(logits + (size_t)n * ld, V, targets[n], lse + n, dloss);
+        losses[n] = ce_row_loss_grad(logits + (size_t)n * ld, V, targets[n], lse + n, dloss,
+                                     ce_prefetch(logits, n, N, ld));
     }
     return mean_loss(losses, N);
 }
