@@ -132,15 +132,23 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2 / pi) */
 
-/* gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) */
-static inline vfn gelu_tanh_u(vfn x) { return vfn_tanh(GELU_SCALE * (x + 0.044715f * x * x * x)); }
+/* gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), computed
+ * as x sigmoid(2u) = x / (1 + e), e = exp(-2u): the same function (tanh(u)
+ * = 2 sigmoid(2u) - 1), one exp and one division, and no cancellation
+ * anywhere (tanh needs a series near 0, where 1 - exp(-2|u|) would
+ * cancel). exp's argument stops at 80: below x = -10 the result is 0 to
+ * float precision either way, and e s s below stays out of subnormals. */
+static inline vfn gelu_e(vfn x) {
+    vfn a = -2.0f * GELU_SCALE * (x + 0.044715f * x * x * x);
+    return vfn_exp(vfn_select(a > vfn_splat(80.0f), vfn_splat(80.0f), a));
+}
 
-static inline vfn gelu_v(vfn x) { return 0.5f * x * (1.0f + gelu_tanh_u(x)); }
+static inline vfn gelu_v(vfn x) { return x / (1.0f + gelu_e(x)); }
 
+/* d/dx x s(2u) = s + x 2u' s (1 - s), s = 1 / (1 + e), 1 - s = e s */
 static inline vfn gelu_grad_v(vfn x) {
-    vfn th = gelu_tanh_u(x);
-    vfn sech2 = 1.0f - th * th;
-    return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+    vfn e = gelu_e(x), s = 1.0f / (1.0f + e);
+    return s + 2.0f * GELU_SCALE * x * (1.0f + 3.0f * 0.044715f * x * x) * (e * s) * s;
 }
 
 /* VN values (a register) at a time; a tail of n % VN goes through

@@ -530,6 +530,32 @@ static void test_gelu_backward(void) {
     CHECK(!fd_check("dinp", gelu_d, &d, d.x, dinp, 40), "gelu dinp");
 }
 
+/* GELU and its derivative on a grid over [-12, 12], 64 points a unit,
+ * against the formula in double, to a few float roundings of each value
+ * (times 1 + |2u|, which exp(-2u) multiplies them by): through the saturation on both sides, the far negative tail
+ * (where 0.5 x (1 + tanh u) computed as written in float is 0 from x = -7
+ * on, and the true value about 1e-16), and the turn near x = -0.75 where
+ * the derivative crosses 0. */
+static void test_gelu_grid(void) {
+    enum { n = 24 * 64 + 1 };
+    float *x = zeros(n), *out = zeros(n), *g = zeros(n);
+    for (int i = 0; i < n; i++) x[i] = -12.0f + (float)i / 64;
+    for (int i = 0; i < n; i++) g[i] = 1.0f;
+    gelu_forward(out, x, n);
+    gelu_backward(g, x, g, n);
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        /* 0.5 v (1 + tanh u) as v sigmoid(2u): 1 + tanh u cancels to 0 in
+         * double below v = -7 */
+        double v = x[i], u = sqrt(2 / M_PI) * (v + 0.044715 * v * v * v), e = exp(-2 * u), s = 1 / (1 + e);
+        double f = v * s, df = s + 2 * v * sqrt(2 / M_PI) * (1 + 3 * 0.044715 * v * v) * e * s * s;
+        double rel = 3e-7 * (1 + 2 * fabs(u)); /* float's rounding of u, through exp(-2u) */
+        if (!(fabs(out[i] - f) <= rel * fabs(f) + 1e-30 && fabs(g[i] - df) <= rel * fabs(df) + 1e-6) && bad++ < 3)
+            printf("  gelu(%g) = %.9g (want %.9g), gelu'(%g) = %.9g (want %.9g)\n", v, out[i], f, v, g[i], df);
+    }
+    CHECK(bad == 0, "%d of %d grid points off", bad, n);
+}
+
 typedef struct {
     double *l;
     int *targets, N, V;
@@ -838,6 +864,7 @@ int main(void) {
     run_seeded("test_sgemm_bf16", test_sgemm_bf16, 3);
     run_seeded("test_layernorm_backward", test_layernorm_backward, 4);
     run_seeded("test_gelu_backward", test_gelu_backward, 5);
+    run_seeded("test_gelu_grid", test_gelu_grid, 5);
     run_seeded("test_crossentropy_backward", test_crossentropy_backward, 6);
     run_seeded("test_encoder_backward", test_encoder_backward, 7);
     run_seeded("test_softmax_attention", test_softmax_attention, 8);
