@@ -61,6 +61,15 @@
 #define NC_MAX 1024
 #define KC_MAX 512
 static int mc_blk, nc_blk, kc_blk; /* 0 until choose_blocks */
+/* region's tall-and-deep order (see there): taken where the L2 is under 2
+ * MB, as on Zen, where it was measured faster. With the larger blocks of a
+ * 2 MB L2 (x2) the ordinary order was faster on every weight gradient
+ * timed, alone, 7 alternations: the T=2048 model's lm_head 152.5 -> 146.0
+ * ms, its attention qkv and MLP 0.93x and 0.91x, narrow ones (64 and 32
+ * columns over 4096 and 8192 tokens) 0.95x, none slower; the same bits.
+ * Whole steps on x2 moved within their noise (T=2048 0.999x and 1.006x,
+ * B8 T256 0.969x and 1.007x, ab_step). */
+static int tall_route = -1;
 
 static void choose_blocks(void) {
     if (mc_blk) return;
@@ -68,6 +77,13 @@ static void choose_blocks(void) {
     mc_blk = large ? 256 : 128;
     nc_blk = 512;
     kc_blk = large && sgemm_simd(-1) == SGEMM_AVX512 ? 512 : 256;
+    if (tall_route < 0) tall_route = !large;
+}
+
+int sgemm_tall(int on) {
+    choose_blocks();
+    if (on >= 0) tall_route = on != 0;
+    return tall_route;
 }
 
 typedef vf16 v16;
@@ -804,7 +820,7 @@ static void finish(const Finish *f, float *C, int ldc, int i0, int i1, int j0, i
  *   all of B fits the cache: a weight gradient over thousands of tokens):
  *   B is packed once, whole, and each MC block of C stays in cache while it
  *   runs through every slice, instead of the whole region of C being swept
- *   once per slice;
+ *   once per slice (where the L2 is under 2 MB: tall_route);
  * - wide (several NC blocks, the region's rows of A fit the cache: the
  *   lm_head's forward over 50257 columns): the KC slice goes outside and A
  *   is packed once per slice rather than once per NC block.
@@ -831,7 +847,7 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
     int m = i1 - i0, mpad = (m + MR - 1) / MR * MR;
     int n = j1 - j0, npad = (n + NR - 1) / NR * NR;
     int from_memory = !transA && !tc && (double)m * K * sizeof *A >= 16 << 20; /* see tiles_in_place */
-    if (m > mc_blk && K > kc_blk && n <= nc_blk && (size_t)K * npad <= CACHE) {
+    if (tall_route && m > mc_blk && K > kc_blk && n <= nc_blk && (size_t)K * npad <= CACHE) {
         /* tall and deep (a weight gradient over many tokens): B packed once
          * for every KC slice, then each MC row block runs through all the
          * slices while its block of C stays in cache */

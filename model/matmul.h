@@ -31,6 +31,12 @@ int sgemm_bf16_amx(int on);
  * 0 (for tests: the two give the same bits), -1 asks. */
 int sgemm_transposed(int on);
 
+/* Whether a tall, deep region (a weight gradient over many tokens) takes
+ * its own order, B packed whole and each block of C kept in cache through
+ * every K slice: on 1, off 0 (the two give the same bits), -1 asks. Chosen
+ * from the L2's size at the first product (see matmul.c). */
+int sgemm_tall(int on);
+
 /* The size in bytes from which a C written whole in one pass over k (no
  * accumulate, K within one slice, rows 64-byte aligned) is written with
  * non-temporal stores (AVX-512, fp32); 0 never; a negative size asks. */

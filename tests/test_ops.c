@@ -265,14 +265,15 @@ static void test_sgemm_stream_bits(void) {
 }
 
 /* Either size of the blocks kept in L2 (sgemm_blocks: 128 x 512 for 1 MB
- * of L2, 256 x 512 from 2 MB, and 1024 columns) gives the same bits, on
- * shapes that take each of region's orders (tall and deep, wide, the plain
- * one) and cross several blocks, with every transpose; at either depth of a
+ * of L2, 256 x 512 from 2 MB, and 1024 columns), and the tall-and-deep
+ * order on or off (sgemm_tall), give the same bits, on shapes that take
+ * each of region's orders (tall and deep, wide, the plain one) and cross
+ * several blocks, with every transpose; at either depth of a
  * slice (256 below 2 MB of L2, 512 from 2 MB), whose bits differ but which
  * both agree with the reference. */
 static void test_sgemm_blocks_bits(void) {
     int shapes[][3] = {{700, 300, 700}, {100, 3000, 300}, {600, 1100, 600}, {300, 2100, 260}, {300, 1100, 1100}};
-    int mc = 0, nc = 0, kc = 0;
+    int mc = 0, nc = 0, kc = 0, tall = sgemm_tall(-1);
     sgemm_blocks(&mc, &nc, &kc); /* the sizes in effect, to put back */
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int t = 0; t < 8; t++) {
@@ -281,16 +282,20 @@ static void test_sgemm_blocks_bits(void) {
             float *A = randn((size_t)M * K, 1), *B = randn((size_t)K * N, 1);
             float *C1 = owned(calloc((size_t)M * N, sizeof *C1)), *C2 = owned(calloc((size_t)M * N, sizeof *C2));
             float *C3 = owned(calloc((size_t)M * N, sizeof *C3)), *R = owned(calloc((size_t)M * N, sizeof *R));
+            float *C4 = owned(calloc((size_t)M * N, sizeof *C4));
             int sizes[3][3] = {{128, 512, depth}, {256, 512, depth}, {256, 1024, depth}};
             float *out[3] = {C1, C2, C3};
             for (int b = 0; b < 3; b++) {
                 sgemm_blocks(&sizes[b][0], &sizes[b][1], &sizes[b][2]);
                 sgemm(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, out[b], N, 0);
             }
+            sgemm_tall(!tall); /* the tall-and-deep order (the first shape's) the other way */
+            sgemm(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, C4, N, 0);
+            sgemm_tall(tall);
             size_t bytes = (size_t)M * N * sizeof *C1;
             CHECK(sizes[2][0] == 256 && sizes[2][1] == 1024 && sizes[2][2] == depth && memcmp(C1, C2, bytes) == 0 &&
-                      memcmp(C1, C3, bytes) == 0,
-                  "%dx%dx%d ta %d tb %d, %d deep: the block sizes differ", M, N, K, ta, tb, depth);
+                      memcmp(C1, C3, bytes) == 0 && memcmp(C1, C4, bytes) == 0,
+                  "%dx%dx%d ta %d tb %d, %d deep: the block sizes or the order differ", M, N, K, ta, tb, depth);
             sgemm_reference(M, N, K, A, ta ? M : K, ta, B, tb ? K : N, tb, R, N, 0);
             double err = 0;
             for (size_t i = 0; i < (size_t)M * N; i++) err = fmax(err, fabs(C1[i] - R[i]));
