@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/err.h"
 #include "../common/vmath.h"
 
 #define TILE 64 /* query and key block size */
@@ -268,27 +269,14 @@ static inline void poly_tile_backward(float *dQ, float *dK, float *dV, float *X,
 static inline float *attn_partials(size_t n) {
     static float *buf;
     static size_t cap;
-    if (n > cap) {
-        free(buf);
-        buf = malloc(n * sizeof *buf);
-        if (!buf) abort();
-        cap = n;
-    }
-    memset(buf, 0, n * sizeof *buf);
-    return buf;
+    return memset(scratch_floats(&buf, &cap, n), 0, n * sizeof *buf);
 }
 
 /* Per-thread scratch of at least n floats, allocated once and kept. */
 static inline float *tile_scratch(size_t n) {
     static _Thread_local float *buf;
     static _Thread_local size_t cap;
-    if (n > cap) {
-        free(buf);
-        buf = aligned_alloc(64, ((n * sizeof *buf + 63) / 64) * 64);
-        if (!buf) abort();
-        cap = n;
-    }
-    return buf;
+    return scratch_floats(&buf, &cap, n);
 }
 
 #endif

@@ -58,6 +58,17 @@ void *xrealloc(void *p, size_t n) {
     return q;
 }
 
+float *scratch_floats(float **buf, size_t *cap, size_t n) {
+    if (n > *cap) {
+        size_t bytes = n ? (n * sizeof **buf + 63) / 64 * 64 : 64;
+        free(*buf);
+        *buf = aligned_alloc(64, bytes);
+        if (!*buf) oom(bytes);
+        *cap = n;
+    }
+    return *buf;
+}
+
 char *xstrdup(const char *s) {
     size_t n = strlen(s) + 1;
     return memcpy(xmalloc(n), s, n);

@@ -25,6 +25,12 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 
+/* Scratch kept from call to call: *buf grown to at least n floats, 64-byte
+ * aligned (its contents then lost; *cap counts what it holds), never
+ * freed; aborts with a message on exhaustion. buf and cap are the
+ * caller's own statics (thread-local for a buffer per thread). */
+float *scratch_floats(float **buf, size_t *cap, size_t n);
+
 /* For the model's and optimiser's large arrays: 64-byte aligned, and from
  * 2 MB on aligned to 2 MB and advised to use transparent huge pages. */
 void *big_alloc(size_t n);

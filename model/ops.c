@@ -1,9 +1,9 @@
 #include "ops.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "../common/err.h"
 #include "../common/rng.h"
 #include "../common/vmath.h"
 
@@ -49,20 +49,6 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
     }
 }
 
-/* Scratch of at least n floats, kept from call to call (grown, never
- * freed); called outside parallel regions. */
-static float *ops_scratch(size_t n) {
-    static float *buf;
-    static size_t cap;
-    if (n > cap) {
-        free(buf);
-        buf = malloc(n * sizeof *buf);
-        if (!buf) abort();
-        cap = n;
-    }
-    return buf;
-}
-
 #define LN_ROWS 32 /* rows whose parameter gradients one partial sums */
 
 /* Rows run in parallel, in chunks of LN_ROWS. Each chunk sums its rows'
@@ -75,8 +61,10 @@ static float *ops_scratch(size_t n) {
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                         const float *weight, const float *mean, const float *rstd, int N, int C) {
     /* forward: out = norm * weight + bias, norm = (x - mean) * rstd */
+    static float *scratch;
+    static size_t cap;
     const int chunks = (N + LN_ROWS - 1) / LN_ROWS;
-    float *part = ops_scratch((size_t)chunks * 2 * C); /* [chunk][dweight, dbias][C] */
+    float *part = scratch_floats(&scratch, &cap, (size_t)chunks * 2 * C); /* [chunk][dweight, dbias][C] */
     #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < chunks; ch++) {
         float *pw = part + (size_t)ch * 2 * C, *pb = pw + C;
