@@ -64,7 +64,7 @@ static int mc_blk, nc_blk, kc_blk; /* 0 until choose_blocks */
 /* region's tall-and-deep order (see there): taken where the L2 is under 2
  * MB, as on Zen, where it was measured faster. With the larger blocks of a
  * 2 MB L2 (x2) the ordinary order was faster on every weight gradient
- * timed, alone, 7 alternations: the T=2048 model's lm_head 152.5 -> 146.0
+ * timed alone (best of 8, in turns): the T=2048 model's lm_head 152.5 -> 146.0
  * ms, its attention qkv and MLP 0.93x and 0.91x, narrow ones (64 and 32
  * columns over 4096 and 8192 tokens) 0.95x, none slower; the same bits.
  * Whole steps on x2 moved within their noise (T=2048 0.999x and 1.006x,

@@ -537,10 +537,11 @@ static void test_gelu_backward(void) {
 
 /* GELU and its derivative on a grid over [-12, 12], 64 points a unit,
  * against the formula in double, to a few float roundings of each value
- * (times 1 + |2u|, which exp(-2u) multiplies them by): through the saturation on both sides, the far negative tail
- * (where 0.5 x (1 + tanh u) computed as written in float is 0 from x = -7
- * on, and the true value about 1e-16), and the turn near x = -0.75 where
- * the derivative crosses 0. */
+ * (times 1 + |2u|, which exp(-2u) multiplies them by): through the
+ * saturation on both sides, the far negative tail (where 0.5 x (1 + tanh u)
+ * computed as written in float is 0 from x = -7 on, the true value there
+ * about 1e-16), and the turn near x = -0.75 where the derivative crosses
+ * 0. */
 static void test_gelu_grid(void) {
     enum { n = 24 * 64 + 1 };
     float *x = zeros(n), *out = zeros(n), *g = zeros(n);
