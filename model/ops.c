@@ -312,7 +312,8 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
     for (int n = 0; n < N; n++) {
         float *d = dlogits + (size_t)n * ld, row_lse;
         if (d != logits + (size_t)n * ld) memcpy(d, logits + (size_t)n * ld, (size_t)V * sizeof *d);
-        ce_row_loss_grad(d, V, targets[n], &row_lse, dloss, NULL);
+        /* the next row read first, copied from or (in place) the same */
+        ce_row_loss_grad(d, V, targets[n], &row_lse, dloss, ce_prefetch(logits, n, N, ld));
     }
 }
 
