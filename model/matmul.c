@@ -490,13 +490,25 @@ static void pack8_avx2(float *out, const float *src, size_t ld, int k8, int stri
 /* Packs A[i0:i0+mc, p0:p0+kc] into MR-row panels: out[panel][k][r]. */
 static void pack_a(float *out, const float *A, int lda, int transA, int i0, int mc, int p0, int kc) {
     int fast = simd_level == SGEMM_AVX512 && !transA, k16 = kc / 16 * 16, k8 = kc / 8 * 8;
-    if (transA) { /* row k of A^T holds the panels' rows side by side: 4 panels (128 bytes of a row) at a time */
+    if (transA) {
+        /* Row k of A^T holds the panels' rows side by side, mc floats
+         * contiguous; the rows lie lda apart (the lm_head's weight gradient:
+         * 200 KB, in memory). 16 rows at a time: each panel gets its 16
+         * steps of k, 512 bytes, as whole lines, from rows now in L1, while
+         * the next 16 rows are requested into L2. The whole of the lm_head's
+         * logit gradient over 2048 tokens, packed alone on x2: 31.6 -> 16.5
+         * ms (k by k, 4 panels at a time, and no prefetch, as before: 13 GB/s
+         * against the 32 GB/s that reading it in this order reaches); its
+         * weight gradient 157 -> 147 ms. */
         int full = mc / MR * MR;
-        for (int g = 0; g < full; g += 4 * MR) {
-            int np = (full - g) / MR < 4 ? (full - g) / MR : 4;
-            for (int k = 0; k < kc; k++) {
-                const float *src = A + (size_t)(p0 + k) * lda + i0 + g;
-                for (int q = 0; q < np; q++) memcpy(out + (size_t)(g + q * MR) * kc + k * MR, src + q * MR, MR * sizeof *src);
+        for (int k0 = 0; k0 < kc; k0 += 16) {
+            int kn = kc - k0 < 16 ? kc - k0 : 16;
+            for (int k = k0 + 16; k < k0 + 32 && k < kc; k++)
+                for (int q = 0; q < mc; q += 16) __builtin_prefetch(A + (size_t)(p0 + k) * lda + i0 + q, 0, 2);
+            for (int q = 0; q < full; q += MR) {
+                float *o = out + (size_t)q * kc + (size_t)k0 * MR;
+                const float *src = A + (size_t)(p0 + k0) * lda + i0 + q;
+                for (int k = 0; k < kn; k++) memcpy(o + k * MR, src + (size_t)k * lda, MR * sizeof *src);
             }
         }
         if (full < mc)
