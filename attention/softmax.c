@@ -77,13 +77,23 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
                 for (int r0 = 0; r0 < nq; r0 += GROUP) {
                     int nr = nq - r0 < GROUP ? nq - r0 : GROUP;
                     float *Sr = S + (size_t)r0 * TILE, *Or = O + (size_t)r0 * hp;
-                    tile_mm(Sr, TILE, Q + (size_t)r0 * hp, hp, 1, Kt + (size_t)k0 * hp, TILE, nr, hs, TILE, 0); /* s_ij = scale q_i . k_j */
-                    /* the rows' maxima, then their exponentials and sums, reduced 16 rows at a time */
+                    /* s_ij = scale q_i . k_j, then the rows' maxima, then their
+                     * exponentials and sums, reduced 16 rows at a time */
                     vfn part[GROUP];
                     int n[GROUP];
                     for (int i = 0; i < GROUP; i++) {
                         n[i] = q0 + r0 + i - k0 + 1 < nk ? q0 + r0 + i - k0 + 1 : nk; /* causal: j <= i */
-                        part[i] = i < nr ? max_row(Sr + (size_t)i * TILE, n[i]) : vfn_splat(-INFINITY);
+                        part[i] = vfn_splat(-INFINITY);
+                    }
+                    if (nr == GROUP && n[0] == TILE) { /* every key visible to every row: maxima from the registers */
+                        for (int c0 = 0; c0 < TILE; c0 += 32)
+                            for (int r = 0; r < GROUP; r += 8)
+                                tile_block8x32_max(Sr + (size_t)r * TILE + c0, TILE, Q + (size_t)(r0 + r) * hp, hp, 1,
+                                                   Kt + (size_t)k0 * hp + c0, TILE, hs, 0, part + r);
+                    } else { /* the diagonal tile (or T's last): only the keys some row sees */
+                        tile_mm(Sr, TILE, Q + (size_t)r0 * hp, hp, 1, Kt + (size_t)k0 * hp, TILE, nr, hs,
+                                tile_pad(n[nr - 1]), 0);
+                        for (int i = 0; i < nr; i++) part[i] = max_row(Sr + (size_t)i * TILE, n[i]);
                     }
                     vf16 mold = vf16_load(m + r0), mx = tile_reduce_rows(part, 1);
                     vf16 mnew = vf16_select(mx > mold, mx, mold), corr = vf16_exp(mold - mnew);
@@ -94,7 +104,7 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
                     }
                     vf16_store(l + r0, vf16_load(l + r0) * corr + tile_reduce_rows(part, 0));
                     vf16_store(m + r0, mnew);
-                    tile_mm(Or, hp, Sr, TILE, 1, V + (size_t)k0 * hp, hp, nr, nk, hp, 1); /* o_i += sum_j p_ij v_j */
+                    tile_mm(Or, hp, Sr, TILE, 1, V + (size_t)k0 * hp, hp, nr, n[nr - 1], hp, 1); /* o_i += sum_j p_ij v_j */
                 }
             }
             for (int i = 0; i < nq; i++) {
@@ -141,18 +151,38 @@ static void softmax_backward(const AttnConfig *a, const float *params, const flo
             for (int q0 = k0; q0 < T; q0 += TILE) {
                 int nq = T - q0 < TILE ? T - q0 : TILE;
                 const float *Q = Qs + (size_t)q0 * hp, *Gq = G + (size_t)q0 * hp;
-                tile_mm(P, TILE, Q, hp, 1, Kt, TILE, nq, hs, TILE, 0);   /* s_ij */
-                tile_mm(dS, TILE, Gq, hp, 1, Vt, TILE, nq, hs, TILE, 0); /* dp_ij = do_i . v_j */
-                for (int i = 0; i < nq; i++) {
-                    float *p = P + (size_t)i * TILE, *ds = dS + (size_t)i * TILE;
-                    int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk;
-                    exp_row(p, n, L[q0 + i]); /* p_ij, 0 where masked */
-                    float di = delta[q0 + i];
-                    for (int j = 0; j < TILE; j++) ds[j] = p[j] * (ds[j] - di);
+                /* Off the diagonal every key is visible to every row. On it
+                 * (q0 = k0) a group of 16 rows g.. sees keys j < g + 16 only
+                 * (seen): each product is taken over those, the rest of the
+                 * tile being masked, exact zeros that change no sum */
+                int diag = q0 == k0;
+                for (int g = 0; g < nq; g += diag ? GROUP : nq) {
+                    int ng = diag && nq - g > GROUP ? GROUP : nq - g, seen = diag && g + ng < nk ? g + ng : nk;
+                    int cols = tile_pad(seen);
+                    tile_mm(P + (size_t)g * TILE, TILE, Q + (size_t)g * hp, hp, 1, Kt, TILE, ng, hs, cols, 0); /* s_ij */
+                    tile_mm(dS + (size_t)g * TILE, TILE, Gq + (size_t)g * hp, hp, 1, Vt, TILE, ng, hs, cols,
+                            0); /* dp_ij = do_i . v_j */
+                    for (int i = g; i < g + ng; i++) {
+                        float *p = P + (size_t)i * TILE, *ds = dS + (size_t)i * TILE;
+                        int n = q0 + i - k0 + 1 < nk ? q0 + i - k0 + 1 : nk;
+                        exp_row(p, n, L[q0 + i]); /* p_ij, 0 where masked */
+                        float di = delta[q0 + i];
+                        for (int j = 0; j < cols; j++) ds[j] = p[j] * (ds[j] - di);
+                    }
                 }
-                tile_mm(dV, hp, P, 1, TILE, Gq, hp, nk, nq, hp, 1); /* dv_j += sum_i p_ij do_i */
-                tile_mm(dK, hp, dS, 1, TILE, Q, hp, nk, nq, hp, 1);  /* dk_j += sum_i ds_ij scale q_i */
-                tile_mm(dQ + (size_t)q0 * hp, hp, dS, TILE, 1, K, hp, nq, nk, hp, 1); /* dq_i += sum_j ds_ij k_j */
+                /* keys j.. take queries i >= j only, on the diagonal */
+                for (int g = 0; g < nk; g += diag ? GROUP : nk) {
+                    int ng = diag && nk - g > GROUP ? GROUP : nk - g;
+                    tile_mm(dV + (size_t)g * hp, hp, P + (size_t)g * TILE + g, 1, TILE, Gq + (size_t)g * hp, hp, ng,
+                            nq - g, hp, 1); /* dv_j += sum_i p_ij do_i */
+                    tile_mm(dK + (size_t)g * hp, hp, dS + (size_t)g * TILE + g, 1, TILE, Q + (size_t)g * hp, hp, ng,
+                            nq - g, hp, 1); /* dk_j += sum_i ds_ij scale q_i */
+                }
+                for (int g = 0; g < nq; g += diag ? GROUP : nq) {
+                    int ng = diag && nq - g > GROUP ? GROUP : nq - g, seen = diag && g + ng < nk ? g + ng : nk;
+                    tile_mm(dQ + (size_t)(q0 + g) * hp, hp, dS + (size_t)g * TILE, TILE, 1, K, hp, ng, seen, hp,
+                            1); /* dq_i += sum_j ds_ij k_j */
+                }
             }
             for (int j = 0; j < nk; j++) {
                 float *dkj = dk + (size_t)(k0 + j) * C3, *dvj = dv + (size_t)(k0 + j) * C3;

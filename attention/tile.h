@@ -133,8 +133,14 @@ static inline void head_load(float *dst, float *dstT, const float *src, size_t s
  * The loop over k unrolled 4 times, as matmul.c's tile: on x2 a softmax
  * attention layer (T = 2048, 4 heads) took 0.94-0.97x its time, PolySketch's
  * (12 heads, r = 32, local exact) 0.93x; the same bits. */
-static inline void tile_block8x32(float *restrict C, int ldc, const float *restrict A, int ars, int aks,
-                                  const float *restrict B, int ldb, int K, int accumulate) {
+/* With rowmax (the softmax forward's scores), also rowmax[i] = the lanewise
+ * maximum of rowmax[i] and row i's two vectors of C, taken from the
+ * registers: the same values as max_row reading C back. Always inlined, so
+ * that tile_block8x32 (rowmax NULL) compiles as it did without it. */
+static inline __attribute__((always_inline)) void tile_block8x32_max(float *restrict C, int ldc,
+                                                                     const float *restrict A, int ars, int aks,
+                                                                     const float *restrict B, int ldb, int K,
+                                                                     int accumulate, vfn *rowmax) {
 #ifndef __AVX512F__
     /* narrower registers: pieces of 4 rows x 2 vectors, 8 accumulators (a
      * 16-float type there compiles to stack traffic, see vmath.h) */
@@ -155,6 +161,7 @@ static inline void tile_block8x32(float *restrict C, int ldc, const float *restr
                 for (int h = 0; h < 2; h++) {
                     float *c = C + (size_t)(r0 + i) * ldc + j0 + h * VN;
                     vfn_store(c, accumulate ? vfn_load(c) + acc[i][h] : acc[i][h]);
+                    if (rowmax) rowmax[r0 + i] = vfn_select(acc[i][h] > rowmax[r0 + i], acc[i][h], rowmax[r0 + i]);
                 }
         }
 #else
@@ -180,8 +187,14 @@ static inline void tile_block8x32(float *restrict C, int ldc, const float *restr
         for (int j = 0; j < 2; j++) {
             float *c = C + (size_t)i * ldc + 16 * j;
             vf16_store(c, accumulate ? vf16_load(c) + acc[i][j] : acc[i][j]);
+            if (rowmax) rowmax[i] = vf16_select(acc[i][j] > rowmax[i], acc[i][j], rowmax[i]);
         }
 #endif
+}
+
+static inline void tile_block8x32(float *restrict C, int ldc, const float *restrict A, int ars, int aks,
+                                  const float *restrict B, int ldb, int K, int accumulate) {
+    tile_block8x32_max(C, ldc, A, ars, aks, B, ldb, K, accumulate, NULL);
 }
 
 /* C[r][0:cols] (+)= sum_k A(r, k) B[k][0:cols] for r < rows, k < K, with

@@ -809,6 +809,26 @@ static void test_softmax_attention(void) {
     free(before);
 }
 
+/* Scores hundreds apart (queries and keys scaled by 40): the output is
+ * exact only if every row's shift is its true maximum over all visible
+ * keys, in every tile (a shift short of it by more than 88 saturates exp).
+ * The forward takes the maxima of full tiles from the product's registers,
+ * of the others from the stored scores; T = 150 has both. */
+static void test_softmax_attention_far_scores(void) {
+    AttCtx c = att_setup(1, 150, 2, 8);
+    size_t n = (size_t)c.T * c.a.n_embd, nq = n * 3;
+    for (int t = 0; t < c.T; t++)
+        for (int d = 0; d < 2 * c.a.n_embd; d++) c.qkv[(size_t)t * 3 * c.a.n_embd + d] *= 40.0f;
+    att_loss(&c);
+    double *x = calloc(nq, sizeof *x), *o = calloc(n, sizeof *o), err = 0;
+    for (size_t i = 0; i < nq; i++) x[i] = c.qkv[i];
+    dense_softmax(x, o, c.B, c.T, c.a.n_head, c.a.head_size);
+    for (size_t i = 0; i < n; i++) err = fmax(err, fabs(o[i] - c.out[i]));
+    CHECK(err < 1e-3, "tiled vs dense, scores hundreds apart: max error %g", err);
+    free(x);
+    free(o);
+}
+
 static void test_vector_exp_and_tanh(void) {
     double worst_exp = 0, worst_tanh = 0;
     for (float x = -87.0f; x < 88.3f; x += 0.00731f) worst_exp = fmax(worst_exp, fabs(exp_fast(x) - exp(x)) / exp(x));
@@ -874,6 +894,7 @@ int main(void) {
     run_seeded("test_crossentropy_backward", test_crossentropy_backward, 6);
     run_seeded("test_encoder_backward", test_encoder_backward, 7);
     run_seeded("test_softmax_attention", test_softmax_attention, 8);
+    RUN(test_softmax_attention_far_scores);
     run_seeded("test_vector_exp_and_tanh", test_vector_exp_and_tanh, 9);
     run_seeded("test_sampler_top_k", test_sampler_top_k, 10);
     run_seeded("test_dropout_masks", test_dropout_masks, 11);
