@@ -216,6 +216,15 @@ static inline void tile_mm(float *restrict C, int ldc, const float *restrict A, 
         }
 }
 
+/* Causal tiles: key j is visible to query row i when j <= i + diag (diag =
+ * q0 - k0, a multiple of TILE). Off the diagonal (diag > 0) every key is;
+ * on it (diag = 0) the rows g to g + ng - 1 see keys j < g + ng only, so
+ * the products there are taken in groups of TILE_GROUP rows (or keys) over
+ * just those: the rest of the tile is masked, exact zeros that change no
+ * sum, so the bits are the same. The keys such a group of rows sees: */
+#define TILE_GROUP 16
+static inline int tile_seen(int diag, int g, int ng, int nk) { return !diag && g + ng < nk ? g + ng : nk; }
+
 /* x^p on VN lanes: the same products in the same order as lnorm.h's powi */
 static inline vfn vfn_powi(vfn x, int p) {
     vfn r = vfn_splat(1.0f);
@@ -232,19 +241,22 @@ static inline vfn vfn_powi(vfn x, int p) {
  * O[i][0:hp] += sum_j w_ij v_j and acc[i] += sum_j w_ij. */
 static inline void poly_tile_forward(float *O, float *acc, float *X, const float *Q, int ldq, const float *Kt,
                                      const float *V, int nq, int nk, int diag, int dim, int hp, int p) {
-    tile_mm(X, TILE, Q, ldq, 1, Kt, TILE, nq, dim, TILE, 0);
-    for (int i = 0; i < nq; i++) {
-        float *x = X + (size_t)i * TILE;
-        int n = diag + i + 1 < nk ? diag + i + 1 : nk;
-        vfn sum = {0};
-        for (int j = 0; j < TILE; j += VN) {
-            vfn w = j < n ? tile_mask(vfn_powi(vfn_load(x + j), p), j, n) : (vfn){0};
-            vfn_store(x + j, w);
-            sum += w;
+    for (int g = 0; g < nq; g += diag ? nq : TILE_GROUP) { /* see tile_seen */
+        int ng = diag || nq - g < TILE_GROUP ? nq - g : TILE_GROUP, seen = tile_seen(diag, g, ng, nk);
+        tile_mm(X + (size_t)g * TILE, TILE, Q + (size_t)g * ldq, ldq, 1, Kt, TILE, ng, dim, tile_pad(seen), 0);
+        for (int i = g; i < g + ng; i++) {
+            float *x = X + (size_t)i * TILE;
+            int n = diag + i + 1 < nk ? diag + i + 1 : nk;
+            vfn sum = {0};
+            for (int j = 0; j < TILE; j += VN) {
+                vfn w = j < n ? tile_mask(vfn_powi(vfn_load(x + j), p), j, n) : (vfn){0};
+                vfn_store(x + j, w);
+                sum += w;
+            }
+            acc[i] += vfn_lanes_sum(sum);
         }
-        acc[i] += vfn_lanes_sum(sum);
+        tile_mm(O + (size_t)g * hp, hp, X + (size_t)g * TILE, TILE, 1, V, hp, ng, seen, hp, 1);
     }
-    tile_mm(O, hp, X, TILE, 1, V, hp, nq, nk, hp, 1);
 }
 
 /* Its backward, with o_i = sum_j w_ij v_j / D_i and the loss's gradient
@@ -258,22 +270,34 @@ static inline void poly_tile_backward(float *dQ, float *dK, float *dV, float *X,
                                       const float *K, const float *Kt, const float *G, const float *Vt,
                                       const float *delta, const float *D, int nq, int nk, int diag, int dim, int dp,
                                       int hs, int hp, int p) {
-    tile_mm(X, TILE, Q, dp, 1, Kt, TILE, nq, dim, TILE, 0); /* x_ij */
-    tile_mm(dX, TILE, G, hp, 1, Vt, TILE, nq, hs, TILE, 0); /* g_i . v_j */
-    for (int i = 0; i < nq; i++) {
-        float *x = X + (size_t)i * TILE, *dx = dX + (size_t)i * TILE, *pr = P + (size_t)i * TILE;
-        float Dinv = D ? 1.0f / D[i] : 1.0f, di = delta[i];
-        int n = diag + i + 1 < nk ? diag + i + 1 : nk;
-        for (int j = 0; j < TILE; j += VN) {
-            vfn xj = vfn_load(x + j), xp1 = vfn_powi(xj, p - 1);
-            vfn dw = (vfn_load(dx + j) - di) * Dinv;
-            vfn_store(pr + j, tile_mask(xp1 * xj * Dinv, j, n));      /* w_ij / D_i */
-            vfn_store(dx + j, tile_mask((float)p * xp1 * dw, j, n)); /* dL/dx_ij */
+    for (int g = 0; g < nq; g += diag ? nq : TILE_GROUP) { /* see tile_seen */
+        int ng = diag || nq - g < TILE_GROUP ? nq - g : TILE_GROUP, cols = tile_pad(tile_seen(diag, g, ng, nk));
+        tile_mm(X + (size_t)g * TILE, TILE, Q + (size_t)g * dp, dp, 1, Kt, TILE, ng, dim, cols, 0); /* x_ij */
+        tile_mm(dX + (size_t)g * TILE, TILE, G + (size_t)g * hp, hp, 1, Vt, TILE, ng, hs, cols, 0); /* g_i . v_j */
+        for (int i = g; i < g + ng; i++) {
+            float *x = X + (size_t)i * TILE, *dx = dX + (size_t)i * TILE, *pr = P + (size_t)i * TILE;
+            float Dinv = D ? 1.0f / D[i] : 1.0f, di = delta[i];
+            int n = diag + i + 1 < nk ? diag + i + 1 : nk;
+            for (int j = 0; j < cols; j += VN) {
+                vfn xj = vfn_load(x + j), xp1 = vfn_powi(xj, p - 1);
+                vfn dw = (vfn_load(dx + j) - di) * Dinv;
+                vfn_store(pr + j, tile_mask(xp1 * xj * Dinv, j, n));      /* w_ij / D_i */
+                vfn_store(dx + j, tile_mask((float)p * xp1 * dw, j, n)); /* dL/dx_ij */
+            }
         }
     }
-    tile_mm(dV, hp, P, 1, TILE, G, hp, nk, nq, hp, 1);  /* dv_j += sum_i w_ij / D_i g_i */
-    tile_mm(dK, dp, dX, 1, TILE, Q, dp, nk, nq, dp, 1); /* dk_j += sum_i dx_ij q_i */
-    tile_mm(dQ, dp, dX, TILE, 1, K, dp, nq, nk, dp, 1); /* dq_i += sum_j dx_ij k_j */
+    for (int g = 0; g < nk; g += diag ? nk : TILE_GROUP) { /* keys j.. take queries i >= j only, on the diagonal */
+        int ng = diag || nk - g < TILE_GROUP ? nk - g : TILE_GROUP, i0 = diag ? 0 : g;
+        tile_mm(dV + (size_t)g * hp, hp, P + (size_t)i0 * TILE + g, 1, TILE, G + (size_t)i0 * hp, hp, ng, nq - i0,
+                hp, 1); /* dv_j += sum_i w_ij / D_i g_i */
+        tile_mm(dK + (size_t)g * dp, dp, dX + (size_t)i0 * TILE + g, 1, TILE, Q + (size_t)i0 * dp, dp, ng, nq - i0,
+                dp, 1); /* dk_j += sum_i dx_ij q_i */
+    }
+    for (int g = 0; g < nq; g += diag ? nq : TILE_GROUP) {
+        int ng = diag || nq - g < TILE_GROUP ? nq - g : TILE_GROUP;
+        tile_mm(dQ + (size_t)g * dp, dp, dX + (size_t)g * TILE, TILE, 1, K, dp, ng, tile_seen(diag, g, ng, nk), dp,
+                1); /* dq_i += sum_j dx_ij k_j */
+    }
 }
 
 /* Parameter-gradient partials: n zeroed floats shared by the threads (one
