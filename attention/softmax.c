@@ -154,8 +154,8 @@ static void softmax_backward(const AttnConfig *a, const float *params, const flo
                 /* on the diagonal in groups of rows (keys), over the keys
                  * (rows) they see: see tile_seen */
                 int diag = q0 - k0;
-                for (int g = 0; g < nq; g += diag ? nq : TILE_GROUP) {
-                    int ng = diag || nq - g < TILE_GROUP ? nq - g : TILE_GROUP;
+                for (int g = 0, ng; g < nq; g += ng) {
+                    ng = tile_group(diag, g, nq);
                     int cols = tile_pad(tile_seen(diag, g, ng, nk));
                     tile_mm(P + (size_t)g * TILE, TILE, Q + (size_t)g * hp, hp, 1, Kt, TILE, ng, hs, cols, 0); /* s_ij */
                     tile_mm(dS + (size_t)g * TILE, TILE, Gq + (size_t)g * hp, hp, 1, Vt, TILE, ng, hs, cols,
@@ -168,15 +168,16 @@ static void softmax_backward(const AttnConfig *a, const float *params, const flo
                         for (int j = 0; j < cols; j++) ds[j] = p[j] * (ds[j] - di);
                     }
                 }
-                for (int g = 0; g < nk; g += diag ? nk : TILE_GROUP) { /* keys j.. take queries i >= j only */
-                    int ng = diag || nk - g < TILE_GROUP ? nk - g : TILE_GROUP, i0 = diag ? 0 : g;
+                for (int g = 0, ng; g < nk; g += ng) { /* keys j.. take queries i >= j only */
+                    ng = tile_group(diag, g, nk);
+                    int i0 = diag ? 0 : g;
                     tile_mm(dV + (size_t)g * hp, hp, P + (size_t)i0 * TILE + g, 1, TILE, Gq + (size_t)i0 * hp, hp, ng,
                             nq - i0, hp, 1); /* dv_j += sum_i p_ij do_i */
                     tile_mm(dK + (size_t)g * hp, hp, dS + (size_t)i0 * TILE + g, 1, TILE, Q + (size_t)i0 * hp, hp, ng,
                             nq - i0, hp, 1); /* dk_j += sum_i ds_ij scale q_i */
                 }
-                for (int g = 0; g < nq; g += diag ? nq : TILE_GROUP) {
-                    int ng = diag || nq - g < TILE_GROUP ? nq - g : TILE_GROUP;
+                for (int g = 0, ng; g < nq; g += ng) {
+                    ng = tile_group(diag, g, nq);
                     tile_mm(dQ + (size_t)(q0 + g) * hp, hp, dS + (size_t)g * TILE, TILE, 1, K, hp, ng,
                             tile_seen(diag, g, ng, nk), hp, 1); /* dq_i += sum_j ds_ij k_j */
                 }

@@ -225,6 +225,10 @@ static inline void tile_mm(float *restrict C, int ldc, const float *restrict A, 
 #define TILE_GROUP 16
 static inline int tile_seen(int diag, int g, int ng, int nk) { return !diag && g + ng < nk ? g + ng : nk; }
 
+/* The rows (or keys) from g of n taken together: all of them off the
+ * diagonal, TILE_GROUP on it */
+static inline int tile_group(int diag, int g, int n) { return diag || n - g < TILE_GROUP ? n - g : TILE_GROUP; }
+
 /* x^p on VN lanes: the same products in the same order as lnorm.h's powi */
 static inline vfn vfn_powi(vfn x, int p) {
     vfn r = vfn_splat(1.0f);
@@ -241,8 +245,9 @@ static inline vfn vfn_powi(vfn x, int p) {
  * O[i][0:hp] += sum_j w_ij v_j and acc[i] += sum_j w_ij. */
 static inline void poly_tile_forward(float *O, float *acc, float *X, const float *Q, int ldq, const float *Kt,
                                      const float *V, int nq, int nk, int diag, int dim, int hp, int p) {
-    for (int g = 0; g < nq; g += diag ? nq : TILE_GROUP) { /* see tile_seen */
-        int ng = diag || nq - g < TILE_GROUP ? nq - g : TILE_GROUP, seen = tile_seen(diag, g, ng, nk);
+    for (int g = 0, ng; g < nq; g += ng) { /* see tile_seen */
+        ng = tile_group(diag, g, nq);
+        int seen = tile_seen(diag, g, ng, nk);
         tile_mm(X + (size_t)g * TILE, TILE, Q + (size_t)g * ldq, ldq, 1, Kt, TILE, ng, dim, tile_pad(seen), 0);
         for (int i = g; i < g + ng; i++) {
             float *x = X + (size_t)i * TILE;
@@ -270,8 +275,9 @@ static inline void poly_tile_backward(float *dQ, float *dK, float *dV, float *X,
                                       const float *K, const float *Kt, const float *G, const float *Vt,
                                       const float *delta, const float *D, int nq, int nk, int diag, int dim, int dp,
                                       int hs, int hp, int p) {
-    for (int g = 0; g < nq; g += diag ? nq : TILE_GROUP) { /* see tile_seen */
-        int ng = diag || nq - g < TILE_GROUP ? nq - g : TILE_GROUP, cols = tile_pad(tile_seen(diag, g, ng, nk));
+    for (int g = 0, ng; g < nq; g += ng) { /* see tile_seen */
+        ng = tile_group(diag, g, nq);
+        int cols = tile_pad(tile_seen(diag, g, ng, nk));
         tile_mm(X + (size_t)g * TILE, TILE, Q + (size_t)g * dp, dp, 1, Kt, TILE, ng, dim, cols, 0); /* x_ij */
         tile_mm(dX + (size_t)g * TILE, TILE, G + (size_t)g * hp, hp, 1, Vt, TILE, ng, hs, cols, 0); /* g_i . v_j */
         for (int i = g; i < g + ng; i++) {
@@ -286,15 +292,16 @@ static inline void poly_tile_backward(float *dQ, float *dK, float *dV, float *X,
             }
         }
     }
-    for (int g = 0; g < nk; g += diag ? nk : TILE_GROUP) { /* keys j.. take queries i >= j only, on the diagonal */
-        int ng = diag || nk - g < TILE_GROUP ? nk - g : TILE_GROUP, i0 = diag ? 0 : g;
+    for (int g = 0, ng; g < nk; g += ng) { /* keys j.. take queries i >= j only, on the diagonal */
+        ng = tile_group(diag, g, nk);
+        int i0 = diag ? 0 : g;
         tile_mm(dV + (size_t)g * hp, hp, P + (size_t)i0 * TILE + g, 1, TILE, G + (size_t)i0 * hp, hp, ng, nq - i0,
                 hp, 1); /* dv_j += sum_i w_ij / D_i g_i */
         tile_mm(dK + (size_t)g * dp, dp, dX + (size_t)i0 * TILE + g, 1, TILE, Q + (size_t)i0 * dp, dp, ng, nq - i0,
                 dp, 1); /* dk_j += sum_i dx_ij q_i */
     }
-    for (int g = 0; g < nq; g += diag ? nq : TILE_GROUP) {
-        int ng = diag || nq - g < TILE_GROUP ? nq - g : TILE_GROUP;
+    for (int g = 0, ng; g < nq; g += ng) {
+        ng = tile_group(diag, g, nq);
         tile_mm(dQ + (size_t)g * dp, dp, dX + (size_t)g * TILE, TILE, 1, K, dp, ng, tile_seen(diag, g, ng, nk), dp,
                 1); /* dq_i += sum_j dx_ij k_j */
     }
