@@ -776,14 +776,24 @@ static int dense_grad_check(DenseFn dense, const AttCtx *c, const float *dqkv) {
     return bad;
 }
 
+/* The tiled forward (att_loss) against dense_softmax on the same inputs:
+ * the largest difference of the outputs. */
+static double softmax_dense_error(AttCtx *c) {
+    size_t n = (size_t)c->B * c->T * c->a.n_embd, nq = n * 3;
+    att_loss(c);
+    double *x = calloc(nq, sizeof *x), *o = calloc(n, sizeof *o), err = 0;
+    for (size_t i = 0; i < nq; i++) x[i] = c->qkv[i];
+    dense_softmax(x, o, c->B, c->T, c->a.n_head, c->a.head_size);
+    for (size_t i = 0; i < n; i++) err = fmax(err, fabs(o[i] - c->out[i]));
+    free(x);
+    free(o);
+    return err;
+}
+
 static void test_softmax_attention(void) {
     AttCtx c = att_setup(2, 150, 2, 8); /* three query and key tiles, a partial one last */
     size_t n = (size_t)c.B * c.T * c.a.n_embd, nq = n * 3;
-    att_loss(&c);
-    double *x = calloc(nq, sizeof *x), *o = calloc(n, sizeof *o), err = 0;
-    for (size_t i = 0; i < nq; i++) x[i] = c.qkv[i];
-    dense_softmax(x, o, c.B, c.T, c.a.n_head, c.a.head_size);
-    for (size_t i = 0; i < n; i++) err = fmax(err, fabs(o[i] - c.out[i]));
+    double err = softmax_dense_error(&c);
     CHECK(err < 1e-5, "tiled vs dense: max error %g", err);
     float *dqkv = zeros(nq);
     c.k->backward(&c.a, NULL, c.qkv, c.out, c.saved, c.r, dqkv, NULL, c.B, c.T);
@@ -804,8 +814,6 @@ static void test_softmax_attention(void) {
         }
     CHECK(leaked == 0 && changed > 0, "%d outputs before position %d changed (%d after)", leaked, j, changed);
     CHECK(c.k->n_saved(&c.a, 1, 2000) * 2 == c.k->n_saved(&c.a, 1, 4000), "saved memory must be linear in T");
-    free(x);
-    free(o);
     free(before);
 }
 
@@ -816,17 +824,10 @@ static void test_softmax_attention(void) {
  * of the others from the stored scores; T = 150 has both. */
 static void test_softmax_attention_far_scores(void) {
     AttCtx c = att_setup(1, 150, 2, 8);
-    size_t n = (size_t)c.T * c.a.n_embd, nq = n * 3;
     for (int t = 0; t < c.T; t++)
         for (int d = 0; d < 2 * c.a.n_embd; d++) c.qkv[(size_t)t * 3 * c.a.n_embd + d] *= 40.0f;
-    att_loss(&c);
-    double *x = calloc(nq, sizeof *x), *o = calloc(n, sizeof *o), err = 0;
-    for (size_t i = 0; i < nq; i++) x[i] = c.qkv[i];
-    dense_softmax(x, o, c.B, c.T, c.a.n_head, c.a.head_size);
-    for (size_t i = 0; i < n; i++) err = fmax(err, fabs(o[i] - c.out[i]));
+    double err = softmax_dense_error(&c);
     CHECK(err < 1e-3, "tiled vs dense, scores hundreds apart: max error %g", err);
-    free(x);
-    free(o);
 }
 
 static void test_vector_exp_and_tanh(void) {
