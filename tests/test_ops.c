@@ -895,7 +895,7 @@ int main(void) {
     run_seeded("test_crossentropy_backward", test_crossentropy_backward, 6);
     run_seeded("test_encoder_backward", test_encoder_backward, 7);
     run_seeded("test_softmax_attention", test_softmax_attention, 8);
-    RUN(test_softmax_attention_far_scores);
+    run_seeded("test_softmax_attention_far_scores", test_softmax_attention_far_scores, 8);
     run_seeded("test_vector_exp_and_tanh", test_vector_exp_and_tanh, 9);
     run_seeded("test_sampler_top_k", test_sampler_top_k, 10);
     run_seeded("test_dropout_masks", test_dropout_masks, 11);
