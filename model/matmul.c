@@ -70,6 +70,17 @@ static int mc_blk, nc_blk, kc_blk; /* 0 until choose_blocks */
  * Whole steps on x2 moved within their noise (T=2048 0.999x and 1.006x,
  * B8 T256 0.969x and 1.007x, ab_step). */
 static int tall_route = -1;
+/* Whether an A^T (a weight gradient's dout^T) with rows under a page apart
+ * is read in place (kernel_avx512_cols) in a region wider than 64 columns,
+ * rather than packed: where the L2 is under 2 MB, as on Zen, where it was
+ * measured faster. On x2 packing was faster for every such product timed
+ * alone (best of 20, three alternations): the T=2048 model's weight
+ * gradients of qkv 2.50-2.53 -> 2.34-2.40 ms, the attention projection
+ * 0.89 -> 0.83-0.87, the MLP's projection 3.43-3.69 -> 3.24-3.30; GPT-2
+ * 124M's attention projection 0.91-0.94 -> 0.82. Narrow regions (the
+ * learned sketch's 32 or 64 columns, where each packed element would feed
+ * one or two column panels) read in place on every machine. */
+static int cols_wide = -1;
 
 static void choose_blocks(void) {
     if (mc_blk) return;
@@ -78,6 +89,7 @@ static void choose_blocks(void) {
     nc_blk = 512;
     kc_blk = large && sgemm_simd(-1) == SGEMM_AVX512 ? 512 : 256;
     if (tall_route < 0) tall_route = !large;
+    if (cols_wide < 0) cols_wide = !large;
 }
 
 int sgemm_tall(int on) {
@@ -854,10 +866,11 @@ static void region(int K, const float *A, int lda, int transA, const float *B, i
     /* A read in place (tiles_in_place) rather than packed; transposed only
      * while a step in k moves less than a 4 KB page (each step of a tile
      * else touches a page of its own: KC pages for one slice, past the
-     * L1 TLB) */
-    int in_place = (!transA || (size_t)lda * sizeof *A < 4096) && !bf16 && simd_level >= SGEMM_AVX2;
+     * L1 TLB), and where the L2 is 2 MB only in a narrow region (cols_wide) */
     int m = i1 - i0, mpad = (m + MR - 1) / MR * MR;
     int n = j1 - j0, npad = (n + NR - 1) / NR * NR;
+    int in_place = (!transA || ((size_t)lda * sizeof *A < 4096 && (cols_wide || n <= 64))) && !bf16 &&
+                   simd_level >= SGEMM_AVX2;
     int from_memory = !transA && !tc && (double)m * K * sizeof *A >= 16 << 20; /* see tiles_in_place */
     if (tall_route && m > mc_blk && K > kc_blk && n <= nc_blk && (size_t)K * npad <= CACHE) {
         /* tall and deep (a weight gradient over many tokens): B packed once
