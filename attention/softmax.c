@@ -92,7 +92,7 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
                                                    Kt + (size_t)k0 * hp + c0, TILE, hs, 0, part + r);
                     } else { /* the diagonal tile (or T's last): only the keys some row sees */
                         tile_mm(Sr, TILE, Q + (size_t)r0 * hp, hp, 1, Kt + (size_t)k0 * hp, TILE, nr, hs,
-                                tile_pad(n[nr - 1]), 0);
+                                tile_pad(tile_seen(q0 - k0, r0, nr, nk)), 0);
                         for (int i = 0; i < nr; i++) part[i] = max_row(Sr + (size_t)i * TILE, n[i]);
                     }
                     vf16 mold = vf16_load(m + r0), mx = tile_reduce_rows(part, 1);
@@ -104,7 +104,8 @@ static void softmax_forward(const AttnConfig *a, const float *params, const floa
                     }
                     vf16_store(l + r0, vf16_load(l + r0) * corr + tile_reduce_rows(part, 0));
                     vf16_store(m + r0, mnew);
-                    tile_mm(Or, hp, Sr, TILE, 1, V + (size_t)k0 * hp, hp, nr, n[nr - 1], hp, 1); /* o_i += sum_j p_ij v_j */
+                    tile_mm(Or, hp, Sr, TILE, 1, V + (size_t)k0 * hp, hp, nr, tile_seen(q0 - k0, r0, nr, nk), hp,
+                            1); /* o_i += sum_j p_ij v_j */
                 }
             }
             for (int i = 0; i < nq; i++) {
